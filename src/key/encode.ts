@@ -1,0 +1,364 @@
+/**
+ * The canonical, type-tagged binary encoding of a value (format v1, specified in KEYS.md).
+ *
+ * It is what `hashKey` feeds to SHA-256. The encoding is written into a `Sink` in small pieces;
+ * large binary values are handed to the sink as views over their own memory so they are hashed
+ * without being copied. It never falls back to identity: a value it cannot encode by content
+ * throws `UnhashableError` naming the path, the type and the fix.
+ */
+
+import { HashSink } from "./hash-sink.js";
+
+/** Where encoded bytes go. `bytes` may receive views over caller memory: do not keep them. */
+export interface Sink {
+  byte(value: number): void;
+  u32(value: number): void;
+  f64(value: number): void;
+  /** UTF-8 bytes of a well-formed string (the caller writes the length first). */
+  utf8(value: string, byteLength: number): void;
+  bytes(view: Uint8Array): void;
+}
+
+/** The hook a class implements to be hashed by content. It returns any hashable value. */
+export const HASH_HOOK: unique symbol = Symbol.for("infercache.hash") as never;
+
+export const Tag = {
+  undefined: 0x00,
+  null: 0x01,
+  false: 0x02,
+  true: 0x03,
+  number: 0x04,
+  bigint: 0x05,
+  string: 0x06,
+  illFormedString: 0x07,
+  date: 0x08,
+  regexp: 0x09,
+  array: 0x10,
+  object: 0x11,
+  map: 0x12,
+  set: 0x13,
+  arrayBuffer: 0x20,
+  sharedArrayBuffer: 0x21,
+  typedArray: 0x22,
+  hooked: 0x30,
+} as const;
+
+/** Element-type codes for Tag.typedArray. DataView and Buffer are kinds of their own. */
+const viewCodes = new Map<unknown, number>([
+  [DataView.prototype, 0],
+  [Int8Array.prototype, 1],
+  [Uint8Array.prototype, 2],
+  [Uint8ClampedArray.prototype, 3],
+  [Int16Array.prototype, 4],
+  [Uint16Array.prototype, 5],
+  [Int32Array.prototype, 6],
+  [Uint32Array.prototype, 7],
+  [Float32Array.prototype, 8],
+  [Float64Array.prototype, 9],
+  [BigInt64Array.prototype, 10],
+  [BigUint64Array.prototype, 11],
+  [Buffer.prototype, 13],
+]);
+// Float16Array exists from Node 24 on; give it its code where the runtime has it.
+const float16 = (globalThis as { Float16Array?: { prototype: unknown } }).Float16Array;
+if (float16 !== undefined) viewCodes.set(float16.prototype, 12);
+
+/** Thrown for a value that cannot be hashed by content. A `TypeError`, so callers may catch that. */
+export class UnhashableError extends TypeError {
+  override readonly name = "UnhashableError";
+  /** Where the value sits, e.g. `args[1].model`. */
+  readonly path: string;
+  /** What it is, e.g. `instance of LlamaModel`, `function`, `cycle`. */
+  readonly valueType: string;
+
+  constructor(path: string, valueType: string, reason: string) {
+    super(
+      `infercache: cannot hash ${path} (${valueType}): ${reason}; pass a \`key\` option that returns only hashable data, or give the class a [Symbol.for("infercache.hash")]() method`,
+    );
+    this.path = path;
+    this.valueType = valueType;
+  }
+}
+
+/** Internal: collects path segments while an unhashable value unwinds the recursion. */
+class Unhashable {
+  readonly segments: string[] = [];
+  constructor(
+    readonly valueType: string,
+    readonly reason: string,
+  ) {}
+}
+
+const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Encodes `value` into `sink`. `root` names the value in error paths (`args`, `key`, `value`).
+ * Throws `UnhashableError`.
+ */
+export function encode(value: unknown, sink: Sink, root = "value"): void {
+  try {
+    encodeValue(value, sink, new Set());
+  } catch (error) {
+    if (error instanceof Unhashable) {
+      throw new UnhashableError(root + error.segments.join(""), error.valueType, error.reason);
+    }
+    throw error;
+  }
+}
+
+function encodeValue(value: unknown, sink: Sink, ancestors: Set<object>): void {
+  switch (typeof value) {
+    case "string":
+      encodeString(value, sink);
+      return;
+    case "number":
+      sink.byte(Tag.number);
+      sink.f64(value);
+      return;
+    case "boolean":
+      sink.byte(value ? Tag.true : Tag.false);
+      return;
+    case "undefined":
+      sink.byte(Tag.undefined);
+      return;
+    case "bigint":
+      encodeBigInt(value, sink);
+      return;
+    case "object":
+      if (value === null) {
+        sink.byte(Tag.null);
+        return;
+      }
+      encodeObject(value, sink, ancestors);
+      return;
+    case "function":
+      throw new Unhashable("function", "functions have no content to hash");
+    case "symbol":
+      throw new Unhashable("symbol", "symbols have no content to hash");
+  }
+}
+
+export function encodeString(value: string, sink: Sink): void {
+  if (value.isWellFormed()) {
+    sink.byte(Tag.string);
+    const length = Buffer.byteLength(value, "utf8");
+    sink.u32(length);
+    sink.utf8(value, length);
+    return;
+  }
+  // Lone surrogates would be replaced by U+FFFD in UTF-8 and collide with it: keep code units.
+  sink.byte(Tag.illFormedString);
+  sink.u32(value.length);
+  const units = new Uint16Array(value.length);
+  for (let i = 0; i < value.length; i++) units[i] = value.charCodeAt(i);
+  sink.bytes(littleEndian(units));
+}
+
+function encodeBigInt(value: bigint, sink: Sink): void {
+  sink.byte(Tag.bigint);
+  const negative = value < 0n;
+  let magnitude = negative ? -value : value;
+  const bytes: number[] = [];
+  while (magnitude > 0n) {
+    bytes.push(Number(magnitude & 0xffn));
+    magnitude >>= 8n;
+  }
+  bytes.reverse();
+  sink.byte(negative ? 1 : 0);
+  sink.u32(bytes.length);
+  sink.bytes(Uint8Array.from(bytes));
+}
+
+function encodeObject(value: object, sink: Sink, ancestors: Set<object>): void {
+  if (ancestors.has(value)) throw new Unhashable("cycle", "the value refers to itself");
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (Array.isArray(value)) {
+    ancestors.add(value);
+    sink.byte(Tag.array);
+    sink.u32(value.length);
+    for (let i = 0; i < value.length; i++) {
+      withSegment(`[${i}]`, () => encodeValue(value[i], sink, ancestors));
+    }
+    ancestors.delete(value);
+    return;
+  }
+  if (proto === Object.prototype || proto === null) {
+    encodePlainObject(value as Record<string, unknown>, sink, ancestors);
+    return;
+  }
+  if (ArrayBuffer.isView(value)) {
+    const code = viewCodes.get(proto);
+    if (code === undefined) throw new Unhashable(describe(value), "unknown binary view type");
+    sink.byte(Tag.typedArray);
+    sink.byte(code);
+    const bytesPerElement = (value as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
+    u64(sink, value.byteLength / bytesPerElement);
+    const view = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    sink.bytes(bytesPerElement === 1 || le ? view : swapToLittleEndian(view, bytesPerElement));
+    return;
+  }
+  if (value instanceof ArrayBuffer) {
+    sink.byte(Tag.arrayBuffer);
+    u64(sink, value.byteLength);
+    sink.bytes(new Uint8Array(value));
+    return;
+  }
+  if (typeof SharedArrayBuffer !== "undefined" && value instanceof SharedArrayBuffer) {
+    sink.byte(Tag.sharedArrayBuffer);
+    u64(sink, value.byteLength);
+    sink.bytes(new Uint8Array(value));
+    return;
+  }
+  if (value instanceof Date) {
+    sink.byte(Tag.date);
+    sink.f64(value.getTime());
+    return;
+  }
+  if (value instanceof RegExp) {
+    sink.byte(Tag.regexp);
+    encodeString(value.source, sink);
+    encodeString(value.flags, sink);
+    return;
+  }
+  if (value instanceof Map) {
+    ancestors.add(value);
+    encodeUnordered(Tag.map, value.size, value.entries(), sink, (entry, inner) => {
+      withSegment(".<map key>", () => encodeValue(entry[0], inner, ancestors));
+      withSegment(`.get(${preview(entry[0])})`, () => encodeValue(entry[1], inner, ancestors));
+    });
+    ancestors.delete(value);
+    return;
+  }
+  if (value instanceof Set) {
+    ancestors.add(value);
+    encodeUnordered(Tag.set, value.size, value.values(), sink, (item, inner) => {
+      withSegment(".<set item>", () => encodeValue(item, inner, ancestors));
+    });
+    ancestors.delete(value);
+    return;
+  }
+  const hook = (value as { [HASH_HOOK]?: unknown })[HASH_HOOK];
+  if (typeof hook === "function") {
+    ancestors.add(value);
+    sink.byte(Tag.hooked);
+    encodeString(className(value), sink);
+    const hashable = withSegment(`[Symbol.for("infercache.hash")]()`, () => hook.call(value));
+    withSegment(`[Symbol.for("infercache.hash")]()`, () => encodeValue(hashable, sink, ancestors));
+    ancestors.delete(value);
+    return;
+  }
+  if (value instanceof Promise || typeof (value as { then?: unknown }).then === "function") {
+    throw new Unhashable("promise", "await it first and pass the result");
+  }
+  if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
+    throw new Unhashable(describe(value), "weak collections cannot be read");
+  }
+  throw new Unhashable(describe(value), "class instances are not hashed by identity");
+}
+
+function encodePlainObject(
+  value: Record<string, unknown>,
+  sink: Sink,
+  ancestors: Set<object>,
+): void {
+  const symbolKey = Object.getOwnPropertySymbols(value).find((s) =>
+    Object.prototype.propertyIsEnumerable.call(value, s),
+  );
+  if (symbolKey !== undefined) {
+    throw new Unhashable(
+      "object with symbol keys",
+      `symbol key ${String(symbolKey)} has no content`,
+    );
+  }
+  ancestors.add(value);
+  const keys = Object.keys(value).sort();
+  sink.byte(Tag.object);
+  sink.u32(keys.length);
+  for (const key of keys) {
+    encodeString(key, sink);
+    withSegment(propertySegment(key), () => encodeValue(value[key], sink, ancestors));
+  }
+  ancestors.delete(value);
+}
+
+/**
+ * Map and Set: each member is encoded on its own and digested, and the digests are sorted, so
+ * the order of insertion does not matter whatever the members are.
+ */
+function encodeUnordered<T>(
+  tag: number,
+  size: number,
+  members: Iterable<T>,
+  sink: Sink,
+  encodeMember: (member: T, inner: Sink) => void,
+): void {
+  const digests: Uint8Array[] = [];
+  for (const member of members) {
+    const inner = new HashSink();
+    encodeMember(member, inner);
+    digests.push(inner.digest());
+  }
+  digests.sort(compareBytes);
+  sink.byte(tag);
+  sink.u32(size);
+  for (const digest of digests) sink.bytes(digest);
+}
+
+function u64(sink: Sink, value: number): void {
+  sink.u32(Math.floor(value / 0x1_0000_0000));
+  sink.u32(value >>> 0);
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+function withSegment<T>(segment: string, run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof Unhashable) error.segments.unshift(segment);
+    throw error;
+  }
+}
+
+const identifier = /^[A-Za-z_$][\w$]*$/;
+function propertySegment(key: string): string {
+  return identifier.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+function preview(key: unknown): string {
+  if (typeof key === "string")
+    return JSON.stringify(key.length > 20 ? `${key.slice(0, 20)}…` : key);
+  if (typeof key === "number" || typeof key === "boolean" || typeof key === "bigint") {
+    return String(key);
+  }
+  return "…";
+}
+
+function className(value: object): string {
+  const ctor = (value as { constructor?: { name?: unknown } }).constructor;
+  return typeof ctor?.name === "string" && ctor.name !== "" ? ctor.name : "anonymous class";
+}
+
+function describe(value: object): string {
+  return `instance of ${className(value)}`;
+}
+
+function littleEndian(units: Uint16Array): Uint8Array {
+  const bytes = new Uint8Array(units.buffer, units.byteOffset, units.byteLength);
+  return le ? bytes : swapToLittleEndian(bytes, 2);
+}
+
+function swapToLittleEndian(view: Uint8Array, width: number): Uint8Array {
+  const out = new Uint8Array(view.length);
+  for (let i = 0; i < view.length; i += width) {
+    for (let j = 0; j < width; j++) out[i + j] = view[i + width - 1 - j] as number;
+  }
+  return out;
+}

@@ -1,0 +1,443 @@
+/**
+ * `MemoryStore`: entries as live objects in this process, bounded by entry count (`maxSize`) and
+ * by bytes (`maxMemory`, a real size estimate), with TTL, namespaces, exact per-session scopes and
+ * an optional per-session quota so one session cannot evict everyone else.
+ *
+ * Every entry is on two doubly linked lists: the store-wide LRU list (what the global limits
+ * evict) and its partition's list (what a session quota evicts, and `entries()` order). Touching
+ * an entry is a handful of pointer writes, so a hit costs tens of nanoseconds. An entry bigger
+ * than the whole budget is refused rather than flushing the cache (Gradio and llama-cpp-python
+ * empty the cache for it).
+ */
+
+import { type Clock, systemClock } from "./clock.js";
+import { estimateBytes, stringBytes } from "./estimate.js";
+import { type Duration, parseDuration } from "./parse-duration.js";
+import { parseSize, type Size } from "./parse-size.js";
+import type {
+  ClearScope,
+  Entry,
+  EvictReason,
+  Scope,
+  SetOutcome,
+  Store,
+  StoreEvent,
+  SyncStore,
+} from "./store.js";
+
+export interface MemoryStoreOptions {
+  /** Maximum number of entries across all namespaces and sessions; LRU beyond. 0 = unlimited. @default 128 */
+  maxSize?: number;
+  /** Maximum bytes (estimated) across all entries: a number or `"512mb"`, `"1.5GiB"`. @default unlimited */
+  maxMemory?: Size;
+  /** Expiry for entries written without their own `expiresAt`: ms or `"10m"`. @default never */
+  ttl?: Duration;
+  /** Maximum entries one session may hold; its own oldest go first. @default unlimited */
+  maxSizePerSession?: number;
+  /** Maximum bytes one session may hold. @default unlimited */
+  maxMemoryPerSession?: Size;
+  /** Source of time for expiry. @default Date.now */
+  clock?: Clock;
+}
+
+/** Bytes of bookkeeping per entry: list node, Map slot and entry object. */
+const ENTRY_OVERHEAD = 192;
+
+class Node {
+  prev: Node | undefined = undefined;
+  next: Node | undefined = undefined;
+  partPrev: Node | undefined = undefined;
+  partNext: Node | undefined = undefined;
+  constructor(
+    readonly key: string,
+    readonly partition: Partition,
+    public entry: Entry,
+    public bytes: number,
+  ) {}
+}
+
+class Partition {
+  readonly map = new Map<string, Node>();
+  head: Node | undefined = undefined;
+  tail: Node | undefined = undefined;
+  bytes = 0;
+  constructor(
+    readonly scope: Scope,
+    readonly owner: NamespaceRecord,
+  ) {}
+}
+
+class NamespaceRecord {
+  global: Partition | undefined = undefined;
+  readonly sessions = new Map<string, Partition>();
+  entries = 0;
+  bytes = 0;
+  constructor(readonly name: string) {}
+}
+
+export class MemoryStore implements Store, SyncStore {
+  readonly kind = "memory";
+  readonly sync: SyncStore = this;
+  readonly maxSize: number;
+  readonly maxMemory: number;
+  readonly ttl: number;
+  readonly maxSizePerSession: number;
+  readonly maxMemoryPerSession: number;
+
+  readonly #clock: Clock;
+  readonly #namespaces = new Map<string, NamespaceRecord>();
+  readonly #listeners = new Set<(event: StoreEvent) => void>();
+  #head: Node | undefined = undefined;
+  #tail: Node | undefined = undefined;
+  #count = 0;
+  #bytes = 0;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.maxSize = nonNegativeInteger(options.maxSize ?? 128, "maxSize");
+    this.maxMemory =
+      options.maxMemory === undefined ? 0 : parseSize(options.maxMemory, "maxMemory");
+    this.ttl = options.ttl === undefined ? 0 : parseDuration(options.ttl, "ttl");
+    this.maxSizePerSession = nonNegativeInteger(
+      options.maxSizePerSession ?? 0,
+      "maxSizePerSession",
+    );
+    this.maxMemoryPerSession =
+      options.maxMemoryPerSession === undefined
+        ? 0
+        : parseSize(options.maxMemoryPerSession, "maxMemoryPerSession");
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Live entries in the whole store. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Estimated bytes held by the whole store. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  getSync(key: string, scope: Scope): Entry | undefined {
+    const partition = this.#partition(scope, false);
+    const node = partition?.map.get(key);
+    if (node === undefined) return undefined;
+    const expiresAt = node.entry.expiresAt;
+    if (expiresAt !== undefined && expiresAt <= this.#clock.now()) {
+      this.#remove(node);
+      this.#emit(node, "expired");
+      return undefined;
+    }
+    this.#touch(node);
+    return node.entry;
+  }
+
+  /** Like `getSync` without counting as a use: no LRU move. Expired entries read as absent. */
+  peekSync(key: string, scope: Scope): Entry | undefined {
+    const node = this.#partition(scope, false)?.map.get(key);
+    if (node === undefined) return undefined;
+    const expiresAt = node.entry.expiresAt;
+    return expiresAt !== undefined && expiresAt <= this.#clock.now() ? undefined : node.entry;
+  }
+
+  setSync(key: string, scope: Scope, entry: Entry): SetOutcome {
+    if (entry.expiresAt === undefined && this.ttl > 0) {
+      entry = { ...entry, expiresAt: entry.createdAt + this.ttl };
+    }
+    const bytes = this.#measure(key, entry);
+    const partition = this.#partition(scope, true) as Partition;
+    const existing = partition.map.get(key);
+    const sessionBudget = scope.session === undefined ? 0 : this.maxMemoryPerSession;
+    if (
+      (this.maxMemory > 0 && bytes > this.maxMemory) ||
+      (sessionBudget > 0 && bytes > sessionBudget)
+    ) {
+      // Refuse it rather than flush everything else; the old value under this key is stale now.
+      if (existing !== undefined) this.#remove(existing);
+      return "too-large";
+    }
+    if (existing !== undefined) {
+      this.#resize(existing, bytes);
+      existing.entry = entry;
+      this.#touch(existing);
+    } else {
+      const node = new Node(key, partition, entry, bytes);
+      partition.map.set(key, node);
+      this.#append(node);
+      this.#resize(node, bytes, true);
+    }
+    this.#enforce(partition);
+    return "stored";
+  }
+
+  deleteSync(key: string, scope: Scope): boolean {
+    const node = this.#partition(scope, false)?.map.get(key);
+    if (node === undefined) return false;
+    this.#remove(node);
+    return true;
+  }
+
+  clearSync(scope?: ClearScope): number {
+    let removed = 0;
+    for (const partition of this.#partitions(scope)) {
+      for (let node = partition.head; node !== undefined; node = node.partNext) {
+        this.#unlinkGlobal(node);
+        removed++;
+      }
+      this.#dropPartition(partition);
+    }
+    return removed;
+  }
+
+  sizeSync(scope?: ClearScope): number {
+    if (scope?.namespace === undefined && scope?.session === undefined) return this.#count;
+    if (scope.session === undefined) {
+      return this.#namespaces.get(scope.namespace as string)?.entries ?? 0;
+    }
+    let total = 0;
+    for (const partition of this.#partitions(scope)) total += partition.map.size;
+    return total;
+  }
+
+  /** Removes every expired entry now (expiry is otherwise checked when an entry is read). */
+  purgeExpired(): number {
+    const now = this.#clock.now();
+    let removed = 0;
+    for (let node = this.#head; node !== undefined; ) {
+      const next = node.next;
+      const expiresAt = node.entry.expiresAt;
+      if (expiresAt !== undefined && expiresAt <= now) {
+        this.#remove(node);
+        this.#emit(node, "expired");
+        removed++;
+      }
+      node = next;
+    }
+    return removed;
+  }
+
+  async get(key: string, scope: Scope): Promise<Entry | undefined> {
+    return this.getSync(key, scope);
+  }
+
+  async set(key: string, scope: Scope, entry: Entry): Promise<SetOutcome> {
+    return this.setSync(key, scope, entry);
+  }
+
+  async delete(key: string, scope: Scope): Promise<boolean> {
+    return this.deleteSync(key, scope);
+  }
+
+  async clear(scope?: ClearScope): Promise<number> {
+    return this.clearSync(scope);
+  }
+
+  async size(scope?: ClearScope): Promise<number> {
+    return this.sizeSync(scope);
+  }
+
+  async *entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]> {
+    yield* this.entriesSync(scope);
+  }
+
+  /** The live entries of one scope, least recently used first. */
+  *entriesSync(scope: Scope): Iterable<[key: string, entry: Entry]> {
+    const partition = this.#partition(scope, false);
+    if (partition === undefined) return;
+    const now = this.#clock.now();
+    // Snapshot first: the caller may write to the store while iterating.
+    const nodes: Node[] = [];
+    for (let node = partition.head; node !== undefined; node = node.partNext) nodes.push(node);
+    for (const node of nodes) {
+      const expiresAt = node.entry.expiresAt;
+      if (expiresAt === undefined || expiresAt > now) yield [node.key, node.entry];
+    }
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  usage(namespace: string): { entries: number; bytes: number } {
+    const record = this.#namespaces.get(namespace);
+    return { entries: record?.entries ?? 0, bytes: record?.bytes ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    this.clearSync();
+  }
+
+  #measure(key: string, entry: Entry): number {
+    let bytes = ENTRY_OVERHEAD + stringBytes(key) + estimateBytes(entry.value);
+    if (entry.rawKey !== undefined && entry.rawKey !== key) bytes += estimateBytes(entry.rawKey);
+    return bytes;
+  }
+
+  #partition(scope: Scope, create: boolean): Partition | undefined {
+    let record = this.#namespaces.get(scope.namespace);
+    if (record === undefined) {
+      if (!create) return undefined;
+      record = new NamespaceRecord(scope.namespace);
+      this.#namespaces.set(scope.namespace, record);
+    }
+    const session = scope.session;
+    if (session === undefined) {
+      if (record.global === undefined && create) {
+        record.global = new Partition({ namespace: scope.namespace }, record);
+      }
+      return record.global;
+    }
+    let partition = record.sessions.get(session);
+    if (partition === undefined && create) {
+      partition = new Partition({ namespace: scope.namespace, session }, record);
+      record.sessions.set(session, partition);
+    }
+    return partition;
+  }
+
+  *#partitions(scope: ClearScope | undefined): Iterable<Partition> {
+    const records =
+      scope?.namespace === undefined
+        ? [...this.#namespaces.values()]
+        : [this.#namespaces.get(scope.namespace)].filter((r) => r !== undefined);
+    for (const record of records) {
+      if (scope?.session !== undefined) {
+        const partition = record.sessions.get(scope.session);
+        if (partition !== undefined) yield partition;
+        continue;
+      }
+      if (record.global !== undefined) yield record.global;
+      yield* [...record.sessions.values()];
+    }
+  }
+
+  #enforce(partition: Partition): void {
+    if (partition.scope.session !== undefined) {
+      while (
+        (this.maxSizePerSession > 0 && partition.map.size > this.maxSizePerSession) ||
+        (this.maxMemoryPerSession > 0 && partition.bytes > this.maxMemoryPerSession)
+      ) {
+        this.#evict(partition.head as Node, "quota");
+      }
+    }
+    while (this.maxSize > 0 && this.#count > this.maxSize) this.#evict(this.#head as Node, "size");
+    while (this.maxMemory > 0 && this.#bytes > this.maxMemory) {
+      this.#evict(this.#head as Node, "memory");
+    }
+  }
+
+  #evict(node: Node, reason: EvictReason): void {
+    this.#remove(node);
+    this.#emit(node, reason);
+  }
+
+  #emit(node: Node, reason: EvictReason): void {
+    if (this.#listeners.size === 0) return;
+    const event: StoreEvent = {
+      type: "evict",
+      reason,
+      scope: node.partition.scope,
+      key: node.key,
+      entry: node.entry,
+    };
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  #resize(node: Node, bytes: number, fresh = false): void {
+    const delta = fresh ? bytes : bytes - node.bytes;
+    node.bytes = bytes;
+    node.partition.bytes += delta;
+    node.partition.owner.bytes += delta;
+    this.#bytes += delta;
+  }
+
+  #append(node: Node): void {
+    node.prev = this.#tail;
+    if (this.#tail === undefined) this.#head = node;
+    else this.#tail.next = node;
+    this.#tail = node;
+    const partition = node.partition;
+    node.partPrev = partition.tail;
+    if (partition.tail === undefined) partition.head = node;
+    else partition.tail.partNext = node;
+    partition.tail = node;
+    this.#count++;
+    partition.owner.entries++;
+  }
+
+  #touch(node: Node): void {
+    if (this.#tail !== node) {
+      this.#unlinkGlobalOnly(node);
+      node.prev = this.#tail;
+      node.next = undefined;
+      (this.#tail as Node).next = node;
+      this.#tail = node;
+    }
+    const partition = node.partition;
+    if (partition.tail !== node) {
+      this.#unlinkPartitionOnly(node);
+      node.partPrev = partition.tail;
+      node.partNext = undefined;
+      (partition.tail as Node).partNext = node;
+      partition.tail = node;
+    }
+  }
+
+  #remove(node: Node): void {
+    const partition = node.partition;
+    partition.map.delete(node.key);
+    this.#unlinkPartitionOnly(node);
+    this.#unlinkGlobal(node);
+    partition.bytes -= node.bytes;
+    if (partition.map.size === 0) this.#dropPartition(partition);
+  }
+
+  /** Takes a node off the global list and out of the store-wide and namespace counters. */
+  #unlinkGlobal(node: Node): void {
+    this.#unlinkGlobalOnly(node);
+    this.#count--;
+    this.#bytes -= node.bytes;
+    node.partition.owner.entries--;
+    node.partition.owner.bytes -= node.bytes;
+  }
+
+  #unlinkGlobalOnly(node: Node): void {
+    if (node.prev === undefined) this.#head = node.next;
+    else node.prev.next = node.next;
+    if (node.next === undefined) this.#tail = node.prev;
+    else node.next.prev = node.prev;
+    node.prev = undefined;
+    node.next = undefined;
+  }
+
+  #unlinkPartitionOnly(node: Node): void {
+    const partition = node.partition;
+    if (node.partPrev === undefined) partition.head = node.partNext;
+    else node.partPrev.partNext = node.partNext;
+    if (node.partNext === undefined) partition.tail = node.partPrev;
+    else node.partNext.partPrev = node.partPrev;
+    node.partPrev = undefined;
+    node.partNext = undefined;
+  }
+
+  #dropPartition(partition: Partition): void {
+    partition.map.clear();
+    partition.head = undefined;
+    partition.tail = undefined;
+    partition.bytes = 0;
+    const record = partition.owner;
+    if (partition.scope.session === undefined) record.global = undefined;
+    else record.sessions.delete(partition.scope.session);
+    if (record.global === undefined && record.sessions.size === 0) {
+      this.#namespaces.delete(record.name);
+    }
+  }
+}
+
+function nonNegativeInteger(value: number, option: string): number {
+  if (Number.isSafeInteger(value) && value >= 0) return value;
+  throw new TypeError(
+    `Expected \`${option}\` to be a non-negative integer (0 = unlimited), got \`${String(value)}\` (${typeof value})`,
+  );
+}

@@ -1,0 +1,93 @@
+/**
+ * The `Store` interface: where cached entries live. Small and asynchronous so that SQLite, Redis
+ * and friends can implement it; a store that can answer synchronously (MemoryStore) also exposes
+ * `sync`, which lets `cache(fn)` keep sync functions sync and makes a hit cost nanoseconds.
+ *
+ * Entries are addressed by a `Scope` (namespace and optional session) and a key string. Every
+ * store passes the same contract suite (`test/store-contract.ts`).
+ */
+
+/** One cached value with its bookkeeping. */
+export interface Entry<V = unknown> {
+  value: V;
+  /** When the entry was written, ms since the epoch. */
+  createdAt: number;
+  /** When the entry stops being served, ms since the epoch; absent = never. */
+  expiresAt?: number | undefined;
+  /** How long the value took to compute, ms: what a hit saves. */
+  computeMs?: number | undefined;
+  /** The key as the user gave it (manual `Cache`), for `keys()` and `longestPrefix`. */
+  rawKey?: unknown;
+}
+
+/** Where an entry lives: a namespace (one cache or function) and, optionally, a session. */
+export interface Scope {
+  readonly namespace: string;
+  /** Absent for entries shared by every caller. Sessions are matched exactly, never by prefix. */
+  readonly session?: string | undefined;
+}
+
+/** What `clear` and `size` cover: everything, a namespace, a session, or one of each. */
+export interface ClearScope {
+  readonly namespace?: string | undefined;
+  readonly session?: string | undefined;
+}
+
+/** Whether `set` kept the entry. `too-large`: bigger than the store's memory budget. */
+export type SetOutcome = "stored" | "too-large";
+
+export type EvictReason = "size" | "memory" | "quota" | "expired";
+
+/** Something the store did on its own: it evicted an entry. */
+export interface StoreEvent {
+  type: "evict";
+  reason: EvictReason;
+  scope: Scope;
+  key: string;
+  entry: Entry;
+}
+
+export interface Store {
+  /** A short name for messages and metrics, e.g. `"memory"`, `"sqlite"`. */
+  readonly kind: string;
+  /**
+   * The synchronous fast path, present when the store answers without I/O. Values are then live
+   * objects of this process, and in-memory short keys may stand for hashed keys.
+   */
+  readonly sync?: SyncStore | undefined;
+
+  get(key: string, scope: Scope): Promise<Entry | undefined>;
+  set(key: string, scope: Scope, entry: Entry): Promise<SetOutcome>;
+  delete(key: string, scope: Scope): Promise<boolean>;
+  /** Removes every entry in `scope` (all entries when omitted) and returns how many. */
+  clear(scope?: ClearScope): Promise<number>;
+  /** Counts the live entries in `scope` (all entries when omitted). */
+  size(scope?: ClearScope): Promise<number>;
+  /** The entries of one scope, least recently used first. */
+  entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]>;
+  /** Listens to what the store does on its own (evictions). Returns the unsubscribe function. */
+  subscribe?(listener: (event: StoreEvent) => void): () => void;
+  /** Entries and bytes held for a namespace, when the store can tell cheaply. */
+  usage?(namespace: string): { entries: number; bytes: number };
+  close(): Promise<void>;
+}
+
+/** The synchronous twin of the main operations, for stores that live in this process. */
+export interface SyncStore {
+  getSync(key: string, scope: Scope): Entry | undefined;
+  setSync(key: string, scope: Scope, entry: Entry): SetOutcome;
+  deleteSync(key: string, scope: Scope): boolean;
+}
+
+/** Wraps a store failure; `cause` is the original error. Never thrown at a user's call. */
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+  readonly operation: string;
+  constructor(operation: string, store: string, cause: unknown) {
+    super(
+      `infercache: ${store} store failed to ${operation}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+    this.operation = operation;
+  }
+}
