@@ -19,7 +19,7 @@ const BUFFER_OBJECT = 80;
 const MAP_ENTRY = 40;
 const SET_ENTRY = 24;
 
-const wide = /[^\u0000-\u00ff]/;
+const wide = /[\u0100-\uffff]/;
 
 export function estimateBytes(value: unknown): number {
   return measure(value, new Set());

@@ -302,8 +302,13 @@ export class MemoryStore implements Store, SyncStore {
         ? [...this.#namespaces.values()]
         : [this.#namespaces.get(scope.namespace)].filter((r) => r !== undefined);
     for (const record of records) {
-      if (scope?.session !== undefined) {
-        const partition = record.sessions.get(scope.session);
+      const session = scope?.session;
+      if (session === null) {
+        if (record.global !== undefined) yield record.global;
+        continue;
+      }
+      if (session !== undefined) {
+        const partition = record.sessions.get(session);
         if (partition !== undefined) yield partition;
         continue;
       }

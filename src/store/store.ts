@@ -27,10 +27,13 @@ export interface Scope {
   readonly session?: string | undefined;
 }
 
-/** What `clear` and `size` cover: everything, a namespace, a session, or one of each. */
+/**
+ * What `clear` and `size` cover. `namespace` absent: every namespace. `session`: a string for
+ * that session only, `null` for the shared (no-session) entries only, absent for all of them.
+ */
 export interface ClearScope {
   readonly namespace?: string | undefined;
-  readonly session?: string | undefined;
+  readonly session?: string | null | undefined;
 }
 
 /** Whether `set` kept the entry. `too-large`: bigger than the store's memory budget. */

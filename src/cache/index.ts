@@ -1,0 +1,20 @@
+export {
+  type AsyncCachedFunction,
+  type CachedFunction,
+  type CachedValue,
+  type CacheFunctionOptions,
+  type CacheHandle,
+  type CallOptions,
+  cache,
+  type InProcessStore,
+} from "./cache-fn.js";
+export { currentSignal } from "./computation.js";
+export type { CacheEvents, CacheOptions, CallStatus } from "./core.js";
+export type { Listener } from "./events.js";
+export { Cache, type CacheSetOptions, type PrefixHit, type PrefixKey } from "./manual.js";
+export { type PrefixMatch, RadixTree, type Sequence } from "./radix-tree.js";
+export { currentSession, endSession, runInSession } from "./session.js";
+export { NotSnapshotableError, snapshot } from "./snapshot.js";
+export type { CacheStats } from "./stats.js";
+export type { StreamRecord } from "./stream-flight.js";
+export { type CacheUsage, type CacheUsageReport, trackCacheUsage } from "./usage.js";

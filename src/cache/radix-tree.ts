@@ -1,0 +1,168 @@
+/**
+ * A radix (compressed prefix) tree over sequences: strings (by UTF-16 code unit) or token ids
+ * (number arrays and typed arrays). Finds the longest stored prefix of a sequence in time
+ * proportional to the sequence's length, whatever the number of entries — Gradio's KV demo and
+ * llama-cpp-python scan every key instead.
+ *
+ * Edges point into the sequences that created them, so strings are not copied; number arrays
+ * are copied once on insert so a caller reusing its array cannot corrupt the tree.
+ */
+
+export type Sequence = string | ArrayLike<number>;
+
+class RadixNode<V> {
+  children: Map<number, RadixNode<V>> | undefined = undefined;
+  value: V | undefined = undefined;
+  hasValue = false;
+  constructor(
+    public parent: RadixNode<V> | undefined,
+    public label: Sequence,
+    public start: number,
+    public end: number,
+  ) {}
+}
+
+export interface PrefixMatch<V> {
+  /** How many elements of the query the match covers. */
+  length: number;
+  value: V;
+}
+
+export class RadixTree<V> {
+  #root = new RadixNode<V>(undefined, "", 0, 0);
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  set(sequence: Sequence, value: V): void {
+    const seq = typeof sequence === "string" ? sequence : Array.from(sequence);
+    const length = seq.length;
+    let node = this.#root;
+    let i = 0;
+    while (i < length) {
+      const first = at(seq, i);
+      const child = node.children?.get(first);
+      if (child === undefined) {
+        const leaf = new RadixNode<V>(node, seq, i, length);
+        if (node.children === undefined) node.children = new Map();
+        node.children.set(first, leaf);
+        node = leaf;
+        i = length;
+        break;
+      }
+      const labelLength = child.end - child.start;
+      let j = 1;
+      while (
+        j < labelLength &&
+        i + j < length &&
+        at(child.label, child.start + j) === at(seq, i + j)
+      ) {
+        j++;
+      }
+      if (j < labelLength) {
+        // Split the edge: a middle node takes the shared part.
+        const middle = new RadixNode<V>(node, child.label, child.start, child.start + j);
+        child.start += j;
+        child.parent = middle;
+        middle.children = new Map([[at(child.label, child.start), child]]);
+        (node.children as Map<number, RadixNode<V>>).set(first, middle);
+        node = middle;
+      } else {
+        node = child;
+      }
+      i += j;
+    }
+    if (!node.hasValue) this.#size++;
+    node.hasValue = true;
+    node.value = value;
+  }
+
+  get(sequence: Sequence): V | undefined {
+    const node = this.#find(sequence);
+    return node?.hasValue ? node.value : undefined;
+  }
+
+  delete(sequence: Sequence): boolean {
+    const node = this.#find(sequence);
+    if (node === undefined || !node.hasValue) return false;
+    node.hasValue = false;
+    node.value = undefined;
+    this.#size--;
+    this.#prune(node);
+    return true;
+  }
+
+  clear(): void {
+    this.#root = new RadixNode<V>(undefined, "", 0, 0);
+    this.#size = 0;
+  }
+
+  /** The longest stored sequence that is a prefix of `sequence` (or equal to it). */
+  longestPrefix(sequence: Sequence): PrefixMatch<V> | undefined {
+    let best: PrefixMatch<V> | undefined;
+    for (const match of this.#walk(sequence)) best = match;
+    return best;
+  }
+
+  /** Every stored prefix of `sequence`, longest first. */
+  prefixes(sequence: Sequence): PrefixMatch<V>[] {
+    return [...this.#walk(sequence)].reverse();
+  }
+
+  *#walk(sequence: Sequence): Generator<PrefixMatch<V>> {
+    let node = this.#root;
+    if (node.hasValue) yield { length: 0, value: node.value as V };
+    const length = sequence.length;
+    let i = 0;
+    while (i < length) {
+      const child = node.children?.get(at(sequence, i));
+      if (child === undefined) return;
+      const labelLength = child.end - child.start;
+      if (i + labelLength > length) return;
+      for (let j = 1; j < labelLength; j++) {
+        if (at(child.label, child.start + j) !== at(sequence, i + j)) return;
+      }
+      i += labelLength;
+      node = child;
+      if (node.hasValue) yield { length: i, value: node.value as V };
+    }
+  }
+
+  #find(sequence: Sequence): RadixNode<V> | undefined {
+    let node = this.#root;
+    const length = sequence.length;
+    let i = 0;
+    while (i < length) {
+      const child = node.children?.get(at(sequence, i));
+      if (child === undefined) return undefined;
+      const labelLength = child.end - child.start;
+      if (i + labelLength > length) return undefined;
+      for (let j = 1; j < labelLength; j++) {
+        if (at(child.label, child.start + j) !== at(sequence, i + j)) return undefined;
+      }
+      i += labelLength;
+      node = child;
+    }
+    return node;
+  }
+
+  /** Removes nodes that hold nothing and lead nowhere, up from `node`. */
+  #prune(node: RadixNode<V>): void {
+    let current: RadixNode<V> | undefined = node;
+    while (
+      current?.parent !== undefined &&
+      !current.hasValue &&
+      (current.children === undefined || current.children.size === 0)
+    ) {
+      const parent: RadixNode<V> = current.parent;
+      parent.children?.delete(at(current.label, current.start));
+      current = parent;
+    }
+  }
+}
+
+function at(sequence: Sequence, index: number): number {
+  return typeof sequence === "string" ? sequence.charCodeAt(index) : (sequence[index] as number);
+}
