@@ -1,0 +1,166 @@
+/**
+ * The contract every Store passes: `runStoreContract(name, makeStore)`. Each backend's test file
+ * calls it with a factory for a fresh, empty store (keyv's shared suite is the model).
+ */
+
+import { afterEach, describe, expect, it } from "vitest";
+import type { Entry, Store } from "../src/index.js";
+
+export interface ContractOptions {
+  /** Whether the store keeps live objects (no serialization), so identity is preserved. */
+  live?: boolean;
+}
+
+export function runStoreContract(
+  name: string,
+  makeStore: () => Store | Promise<Store>,
+  _options: ContractOptions = {},
+): void {
+  describe(`${name} store contract`, () => {
+    const opened: Store[] = [];
+    const open = async () => {
+      const store = await makeStore();
+      opened.push(store);
+      return store;
+    };
+    afterEach(async () => {
+      for (const store of opened.splice(0)) await store.close();
+    });
+    const a = { namespace: "a" };
+    const b = { namespace: "b" };
+    const entry = (value: unknown, extra: Partial<Entry> = {}): Entry => ({
+      value,
+      createdAt: Date.now(),
+      ...extra,
+    });
+
+    it("returns undefined for a key never set", async () => {
+      const store = await open();
+      expect(await store.get("missing", a)).toBeUndefined();
+    });
+
+    it("returns what was set, with its bookkeeping", async () => {
+      const store = await open();
+      const createdAt = Date.now();
+      expect(
+        await store.set("k", a, {
+          value: { text: "hi", n: 1 },
+          createdAt,
+          computeMs: 12.5,
+          rawKey: "raw",
+        }),
+      ).toBe("stored");
+      const got = await store.get("k", a);
+      expect(got?.value).toEqual({ text: "hi", n: 1 });
+      expect(got?.createdAt).toBe(createdAt);
+      expect(got?.computeMs).toBe(12.5);
+      expect(got?.rawKey).toBe("raw");
+    });
+
+    it("keeps null, undefined, false, 0 and empty string as values", async () => {
+      const store = await open();
+      const values = [null, undefined, false, 0, "", [], {}];
+      for (const [i, value] of values.entries()) await store.set(`k${i}`, a, entry(value));
+      for (const [i, value] of values.entries()) {
+        const got = await store.get(`k${i}`, a);
+        expect(got).toBeDefined();
+        expect(got?.value).toEqual(value);
+      }
+    });
+
+    it("replaces a value set twice", async () => {
+      const store = await open();
+      await store.set("k", a, entry(1));
+      await store.set("k", a, entry(2));
+      expect((await store.get("k", a))?.value).toBe(2);
+      expect(await store.size({ namespace: "a" })).toBe(1);
+    });
+
+    it("deletes one key and says whether it was there", async () => {
+      const store = await open();
+      await store.set("k", a, entry(1));
+      await store.set("other", a, entry(2));
+      expect(await store.delete("k", a)).toBe(true);
+      expect(await store.delete("k", a)).toBe(false);
+      expect(await store.get("k", a)).toBeUndefined();
+      expect((await store.get("other", a))?.value).toBe(2);
+    });
+
+    it("keeps namespaces apart", async () => {
+      const store = await open();
+      await store.set("k", a, entry("in a"));
+      await store.set("k", b, entry("in b"));
+      expect((await store.get("k", a))?.value).toBe("in a");
+      expect((await store.get("k", b))?.value).toBe("in b");
+      expect(await store.clear({ namespace: "a" })).toBe(1);
+      expect(await store.get("k", a)).toBeUndefined();
+      expect((await store.get("k", b))?.value).toBe("in b");
+    });
+
+    it("keeps sessions apart and matches them exactly, never by prefix", async () => {
+      const store = await open();
+      await store.set("k", { namespace: "a", session: "s" }, entry("s"));
+      await store.set("k", { namespace: "a", session: "s:t" }, entry("s:t"));
+      await store.set("k", a, entry("shared"));
+      expect((await store.get("k", { namespace: "a", session: "s" }))?.value).toBe("s");
+      expect(await store.clear({ session: "s" })).toBe(1);
+      expect(await store.get("k", { namespace: "a", session: "s" })).toBeUndefined();
+      expect((await store.get("k", { namespace: "a", session: "s:t" }))?.value).toBe("s:t");
+      expect((await store.get("k", a))?.value).toBe("shared");
+    });
+
+    it("counts by scope: everything, a namespace, a session, the shared entries", async () => {
+      const store = await open();
+      await store.set("1", a, entry(1));
+      await store.set("2", { namespace: "a", session: "s" }, entry(2));
+      await store.set("3", { namespace: "a", session: "s" }, entry(3));
+      await store.set("4", b, entry(4));
+      expect(await store.size()).toBe(4);
+      expect(await store.size({ namespace: "a" })).toBe(3);
+      expect(await store.size({ namespace: "a", session: "s" })).toBe(2);
+      expect(await store.size({ namespace: "a", session: null })).toBe(1);
+      expect(await store.clear()).toBe(4);
+      expect(await store.size()).toBe(0);
+    });
+
+    it("does not serve an expired entry", async () => {
+      const store = await open();
+      await store.set("old", a, entry("old", { expiresAt: Date.now() - 1 }));
+      await store.set("new", a, entry("new", { expiresAt: Date.now() + 60_000 }));
+      expect(await store.get("old", a)).toBeUndefined();
+      expect((await store.get("new", a))?.value).toBe("new");
+    });
+
+    it("lists a scope's entries, least recently used first, without expired ones", async () => {
+      const store = await open();
+      await store.set("x", a, entry(1));
+      await store.set("y", a, entry(2));
+      await store.set("z", a, entry(3, { expiresAt: Date.now() - 1 }));
+      await store.set("w", b, entry(4));
+      await store.get("x", a);
+      const keys: string[] = [];
+      for await (const [key] of store.entries(a)) keys.push(key);
+      expect(keys).toEqual(["y", "x"]);
+    });
+
+    it("stores binary values and nested structures intact", async () => {
+      const store = await open();
+      const value = {
+        tensor: new Float32Array([0.5, -1, 3.25]),
+        bytes: new Uint8Array([0, 255, 7]),
+        nested: { list: [1, "two", { three: 3n }], when: new Date(0) },
+        map: new Map([["k", 1]]),
+        set: new Set([1, 2]),
+      };
+      await store.set("bin", a, entry(value));
+      expect((await store.get("bin", a))?.value).toEqual(value);
+    });
+
+    it("takes keys of any characters", async () => {
+      const store = await open();
+      const keys = ["", " ", "ключ", "🔑", "a\u0000b", "x".repeat(1000)];
+      for (const key of keys) await store.set(key, a, entry(key));
+      for (const key of keys) expect((await store.get(key, a))?.value).toBe(key);
+    });
+  });
+}
