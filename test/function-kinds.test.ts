@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { cache, MemoryStore } from "../src/index.js";
+import { type CallStatus, cache, MemoryStore } from "../src/index.js";
 import { AsyncStore } from "./helpers/async-store.js";
 
 const collect = async <T>(it: AsyncIterable<T>) => {
@@ -237,7 +237,7 @@ describe("cache(fn) options", () => {
     const first = {};
     await fn.cache.with({ status: first })(1);
     expect(first).toMatchObject({ source: "miss" });
-    const second: { source?: string; ageMs?: number; computeMs?: number } = {};
+    const second: CallStatus = {};
     await fn.cache.with({ status: second })(1);
     expect(second.source).toBe("hit");
     expect(second.ageMs).toBeGreaterThanOrEqual(0);
