@@ -23,11 +23,13 @@ describe("generator records", () => {
 
   it("caches an empty generator (sync and async)", async () => {
     let calls = 0;
+    // biome-ignore lint/correctness/useYield: an empty generator is the case under test.
     const empty = cache(function* (_x: number) {
       calls++;
     });
     expect([...empty(1)]).toEqual([]);
     expect([...empty(1)]).toEqual([]);
+    // biome-ignore lint/correctness/useYield: an empty generator is the case under test.
     const emptyAsync = cache(async function* (_x: number) {
       calls++;
     });
