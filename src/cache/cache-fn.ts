@@ -221,9 +221,12 @@ class Engine {
 
   keyOf(args: unknown[]): string {
     const key = this.#key;
-    return key === undefined
-      ? this.#core.keyOf(args, "args")
-      : this.#core.keyOf(key(...args), "key(...args)");
+    if (key === undefined) return this.#core.keyOfTuple(args, args, "args");
+    const value = key(...args);
+    // A key function usually returns one primitive (a prompt): memoise it as a 1-tuple.
+    return isPrimitive(value)
+      ? this.#core.keyOfTuple([value], value, "key(...args)")
+      : this.#core.keyOf(value, "key(...args)");
   }
 
   hashOf(args: unknown[]): string {
@@ -612,6 +615,10 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+function isPrimitive(value: unknown): boolean {
+  return (typeof value !== "object" || value === null) && typeof value !== "function";
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

@@ -14,6 +14,7 @@ import { type Duration, parseDuration } from "../store/parse-duration.js";
 import type { Size } from "../store/parse-size.js";
 import type { Entry, EvictReason, Scope, Store, StoreEvent, SyncStore } from "../store/store.js";
 import { Emitter } from "./events.js";
+import { KeyMemo } from "./key-memo.js";
 import { currentSession, registerSessionHolder, type SessionHolder } from "./session.js";
 import { type CacheStats, Counters } from "./stats.js";
 
@@ -94,6 +95,8 @@ export class CacheCore implements SessionHolder {
   readonly events = new Emitter<CacheEvents>();
   readonly flights = new Map<string, unknown>();
   readonly #context: string;
+  /** Argument tuples to store keys, for in-process stores (where keys are cheap to look up). */
+  readonly #memo: KeyMemo | undefined;
   readonly #globalScope: Scope;
   readonly #evictHooks: ((event: StoreEvent) => void)[] = [];
   readonly #sessionHooks: ((id: string) => void)[] = [];
@@ -153,6 +156,7 @@ export class CacheCore implements SessionHolder {
     this.ttl = options.ttl === undefined ? 0 : parseDuration(options.ttl, "ttl");
     this.#context = version === undefined ? "" : `version=${typeof version}:${version}`;
     this.#globalScope = { namespace: this.namespace };
+    this.#memo = this.sync === undefined ? undefined : new KeyMemo();
     if (this.perSession) registerSessionHolder(this);
     this.#subscribe();
   }
@@ -171,6 +175,22 @@ export class CacheCore implements SessionHolder {
       if (short !== undefined) return short;
     }
     return hashKey(value, { context: this.#context, root });
+  }
+
+  /**
+   * `keyOf(value)` through the memo of recent primitive tuples: `tuple` is what the memo is
+   * keyed by — the argument list itself, or `[value]` for a single primitive key. One cache
+   * uses one of the two forms, never both.
+   */
+  keyOfTuple(tuple: readonly unknown[], value: unknown, root: string): string {
+    const memo = this.#memo;
+    if (memo === undefined) return this.keyOf(value, root);
+    let key = memo.get(tuple);
+    if (key === undefined) {
+      key = this.keyOf(value, root);
+      memo.set(tuple, key);
+    }
+    return key;
   }
 
   /** The canonical hash of `value` under this cache's version, as other stores would key it. */

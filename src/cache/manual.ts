@@ -62,7 +62,7 @@ export class Cache<F extends object = Record<string, unknown>> {
   async get(key: unknown): Promise<F | undefined> {
     const core = this.#core;
     const scope = core.scope();
-    const storeKey = core.keyOf(key, "key");
+    const storeKey = this.#keyOf(key);
     const entry = await this.#read(storeKey, scope);
     if (entry === undefined) {
       core.miss(storeKey, scope);
@@ -91,7 +91,7 @@ export class Cache<F extends object = Record<string, unknown>> {
     if (found !== undefined) return found;
     const core = this.#core;
     const scope = core.scope();
-    const storeKey = core.keyOf(key, "key");
+    const storeKey = this.#keyOf(key);
     const id = core.flightId(storeKey, scope);
     const existing = core.flights.get(id);
     if (existing instanceof Flight) {
@@ -120,13 +120,13 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   async has(key: unknown): Promise<boolean> {
     const core = this.#core;
-    return (await this.#read(core.keyOf(key, "key"), core.scope())) !== undefined;
+    return (await this.#read(this.#keyOf(key), core.scope())) !== undefined;
   }
 
   async delete(key: unknown): Promise<boolean> {
     const core = this.#core;
     const scope = core.scope();
-    const storeKey = core.keyOf(key, "key");
+    const storeKey = this.#keyOf(key);
     this.#unindex(scope, storeKey, key);
     return core.remove(storeKey, scope);
   }
@@ -203,7 +203,7 @@ export class Cache<F extends object = Record<string, unknown>> {
     const core = this.#core;
     const ttl = options?.ttl === undefined ? undefined : parseDuration(options.ttl, "ttl");
     const scope = core.scope();
-    const storeKey = core.keyOf(key, "key");
+    const storeKey = this.#keyOf(key);
     // Keep our own copy of a token array: the caller may reuse its array.
     const rawKey = isTokenArray(key) ? (key as number[] | Uint32Array).slice() : key;
     const value = core.clone ? snapshot(fields, "fields") : fields;
@@ -213,6 +213,11 @@ export class Cache<F extends object = Record<string, unknown>> {
     if (stored) this.#index(scope, storeKey, rawKey);
     else this.#unindex(scope, storeKey, rawKey);
     return stored;
+  }
+
+  #keyOf(key: unknown): string {
+    const core = this.#core;
+    return isPrimitiveKey(key) ? core.keyOfTuple([key], key, "key") : core.keyOf(key, "key");
   }
 
   async #read(storeKey: string, scope: Scope): Promise<Entry | undefined> {
@@ -270,6 +275,10 @@ export class Cache<F extends object = Record<string, unknown>> {
     keys.delete(storeKey);
     if (keys.size === 0) tree.delete(rawKey as Sequence);
   }
+}
+
+function isPrimitiveKey(value: unknown): boolean {
+  return (typeof value !== "object" || value === null) && typeof value !== "function";
 }
 
 function treeFor(trees: Trees, rawKey: unknown): Trees["text"] | undefined {
