@@ -22,8 +22,13 @@ const SET_ENTRY = 24;
 const wide = /[\u0100-\uffff]/;
 
 export function estimateBytes(value: unknown): number {
-  return measure(value, new Set());
+  // Only objects need the set of what was already counted; most cached values are small.
+  return typeof value === "object" && value !== null
+    ? measure(value, new Set())
+    : measure(value, NO_SEEN);
 }
+
+const NO_SEEN = new Set<unknown>();
 
 /** Bytes of a string on the V8 heap (one byte per char when all chars are Latin-1). */
 export function stringBytes(value: string): number {

@@ -3,15 +3,17 @@
  * by bytes (`maxMemory`, a real size estimate), with TTL, namespaces, exact per-session scopes and
  * an optional per-session quota so one session cannot evict everyone else.
  *
- * Every entry is on two doubly linked lists: the store-wide LRU list (what the global limits
- * evict) and its partition's list (what a session quota evicts, and `entries()` order). Touching
- * an entry is a handful of pointer writes, so a hit costs tens of nanoseconds. An entry bigger
+ * Every entry is on the store-wide LRU list (what the global limits evict); with a per-session
+ * quota, session entries are also on their session's own list (what the quota evicts). The second
+ * list is kept only then, because every list an entry is on costs a hit more pointer writes to
+ * other entries' memory. Touching an entry is a handful of pointer writes: a hit costs tens of
+ * nanoseconds. An entry bigger
  * than the whole budget is refused rather than flushing the cache (Gradio and llama-cpp-python
  * empty the cache for it).
  */
 
 import { type Clock, systemClock } from "./clock.js";
-import { estimateBytes, stringBytes } from "./estimate.js";
+import { estimateBytes } from "./estimate.js";
 import { type Duration, parseDuration } from "./parse-duration.js";
 import { parseSize, type Size } from "./parse-size.js";
 import type {
@@ -58,12 +60,14 @@ class Node {
 
 class Partition {
   readonly map = new Map<string, Node>();
+  /** Own LRU list, kept only where a per-session quota needs this partition's oldest entry. */
   head: Node | undefined = undefined;
   tail: Node | undefined = undefined;
   bytes = 0;
   constructor(
     readonly scope: Scope,
     readonly owner: NamespaceRecord,
+    readonly ordered: boolean,
   ) {}
 }
 
@@ -85,10 +89,14 @@ export class MemoryStore implements Store, SyncStore {
   readonly maxMemoryPerSession: number;
 
   readonly #clock: Clock;
+  readonly #quota: boolean;
   readonly #namespaces = new Map<string, NamespaceRecord>();
   readonly #listeners = new Set<(event: StoreEvent) => void>();
   #head: Node | undefined = undefined;
   #tail: Node | undefined = undefined;
+  /** The last scope object resolved and its partition: callers reuse one scope object per cache. */
+  #lastScope: Scope | undefined = undefined;
+  #lastPartition: Partition | undefined = undefined;
   #count = 0;
   #bytes = 0;
 
@@ -106,6 +114,7 @@ export class MemoryStore implements Store, SyncStore {
         ? 0
         : parseSize(options.maxMemoryPerSession, "maxMemoryPerSession");
     this.#clock = options.clock ?? systemClock;
+    this.#quota = this.maxSizePerSession > 0 || this.maxMemoryPerSession > 0;
   }
 
   /** Live entries in the whole store. */
@@ -180,7 +189,7 @@ export class MemoryStore implements Store, SyncStore {
   clearSync(scope?: ClearScope): number {
     let removed = 0;
     for (const partition of this.#partitions(scope)) {
-      for (let node = partition.head; node !== undefined; node = node.partNext) {
+      for (const node of partition.map.values()) {
         this.#unlinkGlobal(node);
         removed++;
       }
@@ -247,7 +256,13 @@ export class MemoryStore implements Store, SyncStore {
     const now = this.#clock.now();
     // Snapshot first: the caller may write to the store while iterating.
     const nodes: Node[] = [];
-    for (let node = partition.head; node !== undefined; node = node.partNext) nodes.push(node);
+    if (partition.ordered) {
+      for (let node = partition.head; node !== undefined; node = node.partNext) nodes.push(node);
+    } else {
+      for (let node = this.#head; node !== undefined; node = node.next) {
+        if (node.partition === partition) nodes.push(node);
+      }
+    }
     for (const node of nodes) {
       const expiresAt = node.entry.expiresAt;
       if (expiresAt === undefined || expiresAt > now) yield [node.key, node.entry];
@@ -269,12 +284,23 @@ export class MemoryStore implements Store, SyncStore {
   }
 
   #measure(key: string, entry: Entry): number {
-    let bytes = ENTRY_OVERHEAD + stringBytes(key) + estimateBytes(entry.value);
+    // Keys are short: count them at two bytes a character instead of scanning them.
+    let bytes = ENTRY_OVERHEAD + 24 + 2 * key.length + estimateBytes(entry.value);
     if (entry.rawKey !== undefined && entry.rawKey !== key) bytes += estimateBytes(entry.rawKey);
     return bytes;
   }
 
   #partition(scope: Scope, create: boolean): Partition | undefined {
+    if (scope === this.#lastScope) return this.#lastPartition;
+    const partition = this.#resolve(scope, create);
+    if (partition !== undefined) {
+      this.#lastScope = scope;
+      this.#lastPartition = partition;
+    }
+    return partition;
+  }
+
+  #resolve(scope: Scope, create: boolean): Partition | undefined {
     let record = this.#namespaces.get(scope.namespace);
     if (record === undefined) {
       if (!create) return undefined;
@@ -284,13 +310,13 @@ export class MemoryStore implements Store, SyncStore {
     const session = scope.session;
     if (session === undefined) {
       if (record.global === undefined && create) {
-        record.global = new Partition({ namespace: scope.namespace }, record);
+        record.global = new Partition({ namespace: scope.namespace }, record, false);
       }
       return record.global;
     }
     let partition = record.sessions.get(session);
     if (partition === undefined && create) {
-      partition = new Partition({ namespace: scope.namespace, session }, record);
+      partition = new Partition({ namespace: scope.namespace, session }, record, this.#quota);
       record.sessions.set(session, partition);
     }
     return partition;
@@ -363,10 +389,12 @@ export class MemoryStore implements Store, SyncStore {
     else this.#tail.next = node;
     this.#tail = node;
     const partition = node.partition;
-    node.partPrev = partition.tail;
-    if (partition.tail === undefined) partition.head = node;
-    else partition.tail.partNext = node;
-    partition.tail = node;
+    if (partition.ordered) {
+      node.partPrev = partition.tail;
+      if (partition.tail === undefined) partition.head = node;
+      else partition.tail.partNext = node;
+      partition.tail = node;
+    }
     this.#count++;
     partition.owner.entries++;
   }
@@ -380,7 +408,7 @@ export class MemoryStore implements Store, SyncStore {
       this.#tail = node;
     }
     const partition = node.partition;
-    if (partition.tail !== node) {
+    if (partition.ordered && partition.tail !== node) {
       this.#unlinkPartitionOnly(node);
       node.partPrev = partition.tail;
       node.partNext = undefined;
@@ -392,7 +420,7 @@ export class MemoryStore implements Store, SyncStore {
   #remove(node: Node): void {
     const partition = node.partition;
     partition.map.delete(node.key);
-    this.#unlinkPartitionOnly(node);
+    if (partition.ordered) this.#unlinkPartitionOnly(node);
     this.#unlinkGlobal(node);
     partition.bytes -= node.bytes;
     if (partition.map.size === 0) this.#dropPartition(partition);
@@ -427,6 +455,10 @@ export class MemoryStore implements Store, SyncStore {
   }
 
   #dropPartition(partition: Partition): void {
+    if (this.#lastPartition === partition) {
+      this.#lastScope = undefined;
+      this.#lastPartition = undefined;
+    }
     partition.map.clear();
     partition.head = undefined;
     partition.tail = undefined;

@@ -1,0 +1,138 @@
+/**
+ * `npm run bench`: runs every benchmark side by side in one process (the maxMemory check in a
+ * fresh one) and writes BENCHMARKS.md with the machine, the date, the command and the verdicts.
+ */
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import os from "node:os";
+import { hashThroughput } from "./hash.js";
+import { asyncHits, syncHits, workingSetHits } from "./hits.js";
+import { formatNs, type Result, table } from "./measure.js";
+import { storeOps } from "./store.js";
+
+const verdicts: string[] = [];
+function check(label: string, ok: boolean, detail: string): void {
+  verdicts.push(`| ${label} | ${detail} | ${ok ? "met" : "**missed**"} |`);
+  console.log(`${ok ? "met   " : "MISSED"} ${label}: ${detail}`);
+}
+const by = (rows: Result[], name: string) => {
+  const row = rows.find((r) => r.name.startsWith(name));
+  if (row === undefined) throw new Error(`no row ${name}`);
+  return row;
+};
+
+console.log("sync hits…");
+const sync = syncHits();
+const ours = by(sync, "infercache");
+check("Sync hit median <= 300 ns", ours.medianNs <= 300, formatNs(ours.medianNs));
+for (const other of sync.filter((r) => r !== ours)) {
+  const ratio = other.medianNs / ours.medianNs;
+  check(`Sync hit >= 2x faster than ${other.name}`, ratio >= 2, `${ratio.toFixed(1)}x`);
+}
+
+const workingSet = workingSetHits();
+
+console.log("async hits…");
+const asyncRows = await asyncHits();
+const asyncRatio = by(asyncRows, "p-memoize").medianNs / by(asyncRows, "infercache").medianNs;
+check("Async hit >= 1.5x faster than p-memoize", asyncRatio >= 1.5, `${asyncRatio.toFixed(1)}x`);
+
+console.log("hashKey throughput…");
+const hashes = hashThroughput();
+for (const row of hashes) {
+  if (row.size === "64 MiB") {
+    check(
+      "hashKey 64 MiB >= 90% of node:crypto SHA-256",
+      row.ratio >= 0.9,
+      `${(row.ratio * 100).toFixed(0)}%`,
+    );
+  }
+}
+
+console.log("store get/set…");
+const store = storeOps();
+for (const op of ["getSync (hit)", "setSync (replace)", "setSync (insert + evict)"]) {
+  const mine = by(store, `MemoryStore.${op}`);
+  const theirs = by(store, `lru-cache ${op.replace("getSync", "get").replace("setSync", "set")}`);
+  const ratio = mine.medianNs / theirs.medianNs;
+  check(
+    `MemoryStore ${op} within 1.5x of lru-cache`,
+    ratio <= 1.5,
+    `${ratio.toFixed(2)}x lru-cache's time`,
+  );
+}
+
+console.log("maxMemory…");
+const memory = JSON.parse(
+  execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/max-memory.ts"], {
+    encoding: "utf8",
+  }),
+) as Record<string, number>;
+const growth = memory.growthOverBudget as number;
+check(
+  "maxMemory 64mb: heap growth within 25% of the budget",
+  growth <= 1.25,
+  `${(growth * 100).toFixed(0)}% of budget`,
+);
+
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+const markdown = `# Benchmarks
+
+Measured side by side in one run with \`npm run bench\` (which builds, then runs \`bench/run.ts\`;
+the maxMemory check runs in its own process under \`node --expose-gc\`).
+
+- Date: ${new Date().toISOString().slice(0, 10)}
+- Machine: ${cpu}, ${os.cpus().length} cores, ${mb(os.totalmem())} RAM, ${os.platform()} ${os.release()}
+- Node ${process.version}; lru-cache, memoizee and p-memoize at the versions in package-lock.json
+
+Timings are medians over samples of batched calls (a timer read costs as much as a hit), with
+the 10th and 90th percentiles of the samples. Shared machines are noisy: compare rows of the same
+run, not runs of different days.
+
+## Verdicts (targets from the issues)
+
+| target | measured | |
+|---|---|---|
+${verdicts.join("\n")}
+
+## Sync hit: \`f(prompt: 64-char string, temperature: number)\`
+
+The issue's contenders, all keyed by content the same way (\`JSON.stringify(args)\`).
+
+${table(sync)}
+
+### For the record: memoizee's identity and primitive modes, 1 entry and a working set of 100
+
+memoizee's default mode compares arguments by identity (a new but equal \`Float32Array\` misses)
+and scans a list per argument position, so it is as quick as a Map with one entry and slows as
+entries grow; \`primitive: true\` joins \`String(arg)\`, so \`1\` and \`"1"\` share a slot. Neither
+is a content key, so they are not the target's contenders, but here they are.
+
+${table(workingSet)}
+
+## Async hit (awaited)
+
+${table(asyncRows)}
+
+## hashKey on a Float32Array vs node:crypto SHA-256 over the same bytes
+
+| size | hashKey | node:crypto | ratio |
+|---|---:|---:|---:|
+${hashes.map((r) => `| ${r.size} | ${r.oursMBs.toFixed(0)} MiB/s | ${r.cryptoMBs.toFixed(0)} MiB/s | ${(r.ratio * 100).toFixed(0)}% |`).join("\n")}
+
+## MemoryStore vs lru-cache, string keys, 10,000 entries
+
+${table(store)}
+
+## maxMemory holds: \`maxMemory: "64mb"\` filled with 2x that in mixed values
+
+| written | entries kept | estimate | measured heap growth | growth / budget | evictions |
+|---:|---:|---:|---:|---:|---:|
+| ${mb(memory.writtenBytes as number)} | ${memory.entries} | ${mb(memory.estimateBytes as number)} | ${mb(memory.heapGrowthBytes as number)} | ${(growth * 100).toFixed(0)}% | ${memory.evictions} |
+
+Mixed values: Float32Array tensors of 8–20 KiB, generated strings of 4–9 KB, and objects of 40
+\`{ label, score, id }\` records. Heap growth is V8 heap used plus ArrayBuffer memory after a full GC.
+`;
+writeFileSync("BENCHMARKS.md", markdown);
+console.log("wrote BENCHMARKS.md");
