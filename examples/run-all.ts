@@ -1,0 +1,13 @@
+/** Runs every example in turn: `npm run examples`. */
+import { main as functionKinds } from "./function-kinds.js";
+import { main as kvPrefix } from "./kv-prefix.js";
+import { main as manualCache } from "./manual-cache.js";
+
+for (const [name, run] of [
+  ["function kinds (cache(fn))", functionKinds],
+  ["manual cache with normalised keys (Cache)", manualCache],
+  ["KV-prefix reuse (Cache.longestPrefix)", kvPrefix],
+] as const) {
+  console.log(`\n== ${name} ==`);
+  await run();
+}
