@@ -306,3 +306,29 @@ describe("unhashable arguments", () => {
     expect(() => fn(1)).toThrow(/key\(\.\.\.args\)\.bad \(symbol\)/);
   });
 });
+
+describe("wrapping the same function again (Gradio's runtime gr.cache(fn)(...))", () => {
+  it("shares one cache for the same function and options", async () => {
+    let calls = 0;
+    async function retrievePassages(question: string) {
+      calls++;
+      return [`passage about ${question}`];
+    }
+    const draftAnswer = async (question: string, tone: string) => {
+      const passages = await cache(retrievePassages, { maxSize: 32 })(question);
+      return `${passages[0]} (${tone})`;
+    };
+    expect(await draftAnswer("caching", "formal")).toBe("passage about caching (formal)");
+    expect(await draftAnswer("caching", "casual")).toBe("passage about caching (casual)");
+    expect(calls).toBe(1);
+    expect(cache(retrievePassages, { maxSize: 32 })).toBe(cache(retrievePassages, { maxSize: 32 }));
+  });
+
+  it("gives different options, or a new key function, a cache of their own", () => {
+    const f = (x: number) => x;
+    expect(cache(f, { maxSize: 1 })).not.toBe(cache(f, { maxSize: 2 }));
+    expect(cache(f, { key: (x) => x })).not.toBe(cache(f, { key: (x) => x }));
+    const key = (x: number) => x;
+    expect(cache(f, { key })).toBe(cache(f, { key }));
+  });
+});

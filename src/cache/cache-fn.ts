@@ -15,6 +15,7 @@ import type { CacheCore, CacheEvents, CacheOptions, CallStatus } from "./core.js
 import { CacheCore as Core } from "./core.js";
 import type { Listener } from "./events.js";
 import { Flight } from "./flight.js";
+import { lookupWrapper, optionsSignature, rememberWrapper } from "./registry.js";
 import { NotSnapshotableError, snapshot } from "./snapshot.js";
 import type { CacheStats } from "./stats.js";
 import {
@@ -141,6 +142,9 @@ export function cache<F extends AnyFunction>(
       `Expected \`shouldCache\` to be a function, got ${typeof options.shouldCache}`,
     );
   }
+  const signature = optionsSignature(options);
+  const existing = lookupWrapper(fn, signature);
+  if (existing !== undefined) return existing as CachedFunction<F>;
   const core = new Core(options, "cache(fn)", fn.name === "" ? undefined : `fn:${fn.name}`);
   const engine = new Engine(fn, kindOf(fn), core, options as CacheFunctionOptions);
   const invoke = engine.invoker();
@@ -165,6 +169,7 @@ export function cache<F extends AnyFunction>(
       },
   };
   Object.defineProperty(wrapper, "cache", { value: handle, enumerable: true });
+  rememberWrapper(fn, signature, wrapper);
   return wrapper as unknown as CachedFunction<F>;
 }
 
