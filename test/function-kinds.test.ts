@@ -1,12 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type CallStatus, cache, MemoryStore } from "../src/index.js";
 import { AsyncStore } from "./helpers/async-store.js";
-
-const collect = async <T>(it: AsyncIterable<T>) => {
-  const out: T[] = [];
-  for await (const v of it) out.push(v);
-  return out;
-};
+import { collect } from "./helpers/collect.js";
 
 describe("cache(fn) keeps the kind of fn on an in-process store", () => {
   it("a sync function stays sync and runs once per input", () => {

@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cache } from "../src/index.js";
-
-const collect = async <T>(it: AsyncIterable<T>) => {
-  const out: T[] = [];
-  for await (const v of it) out.push(v);
-  return out;
-};
+import { collect } from "./helpers/collect.js";
 
 describe("generator records", () => {
   it("snapshot every yield, so a generator that mutates and re-yields one array replays each state", () => {

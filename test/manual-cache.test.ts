@@ -1,13 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { Cache, MemoryStore } from "../src/index.js";
 import { AsyncStore } from "./helpers/async-store.js";
+import { collect } from "./helpers/collect.js";
 import { FakeClock } from "./helpers/fake-clock.js";
-
-const keysOf = async (c: Cache<object>) => {
-  const out: unknown[] = [];
-  for await (const k of c.keys()) out.push(k);
-  return out;
-};
 
 describe("Cache get/set", () => {
   it("returns undefined on a miss and the fields on a hit", async () => {
@@ -95,7 +90,7 @@ describe("Cache get/set", () => {
     await c.set({ id: 1 }, {});
     await c.set([1, 2, 3], {});
     await c.get("x");
-    expect(await keysOf(c)).toEqual([{ id: 1 }, [1, 2, 3], "x"]);
+    expect(await collect(c.keys())).toEqual([{ id: 1 }, [1, 2, 3], "x"]);
   });
 
   it("rejects fields that are not an object", async () => {

@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Cache, cache, currentSession, endSession, runInSession } from "../src/index.js";
-
-const keysOf = async (c: Cache<object>) => {
-  const out: unknown[] = [];
-  for await (const k of c.keys()) out.push(k);
-  return out;
-};
+import { collect } from "./helpers/collect.js";
 
 describe("per-session caches", () => {
   it("isolate sessions: one session never reads another's entries", async () => {
@@ -67,10 +62,10 @@ describe("per-session caches", () => {
     await runInSession("s2", () => c.set("z", {}));
     await runInSession("s1", async () => {
       expect(await c.size()).toBe(2);
-      expect(await keysOf(c)).toEqual(["x", "y"]);
+      expect(await collect(c.keys())).toEqual(["x", "y"]);
     });
     expect(await c.size()).toBe(0);
-    expect(await keysOf(c)).toEqual([]);
+    expect(await collect(c.keys())).toEqual([]);
   });
 
   it("apply maxSize across all sessions, and a quota per session", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { cache, currentSignal } from "../src/index.js";
 import { AsyncStore } from "./helpers/async-store.js";
+import { collect } from "./helpers/collect.js";
 
 function deferred<T = void>() {
   let resolve!: (value: T) => void;
@@ -11,12 +12,6 @@ function deferred<T = void>() {
   });
   return { promise, resolve, reject };
 }
-
-const collect = async <T>(it: AsyncIterable<T>) => {
-  const out: T[] = [];
-  for await (const v of it) out.push(v);
-  return out;
-};
 
 describe("single-flight for async functions", () => {
   it("runs N identical concurrent calls once and gives all the result", async () => {
@@ -258,5 +253,28 @@ describe("single-flight for streams", () => {
     expect(one.next().done).toBe(true);
     expect(two.next().done).toBe(true);
     expect(calls).toBe(1);
+  });
+});
+
+describe("clone mode with joiners", () => {
+  it("hands an uncopyable shared result to joiners instead of failing them", async () => {
+    class Handle {}
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const fn = cache(
+      async (_x: number) => {
+        await gate;
+        return new Handle();
+      },
+      { clone: true },
+    );
+    const first = fn(1);
+    const joiner = fn(1);
+    release();
+    expect(await first).toBeInstanceOf(Handle);
+    expect(await joiner).toBeInstanceOf(Handle);
+    expect(fn.cache.stats().rejected).toBe(1);
   });
 });

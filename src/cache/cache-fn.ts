@@ -433,7 +433,8 @@ class Engine {
       if (flight instanceof Flight) {
         this.#joined(key, scope, status);
         const joined = flight.join(signal);
-        return core.clone ? joined.then((value) => snapshot(value)) : joined;
+        // The shared result was not stored if it could not be copied: hand it over as it is.
+        return core.clone ? joined.then((value) => copyIfPossible(value)) : joined;
       }
     }
     return this.#fly(key, scope, options, async (flightSignal) => {
@@ -620,6 +621,15 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+function copyIfPossible<T>(value: T): T {
+  try {
+    return snapshot(value);
+  } catch (error) {
+    if (error instanceof NotSnapshotableError) return value;
+    throw error;
+  }
 }
 
 function isPrimitive(value: unknown): boolean {

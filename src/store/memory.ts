@@ -154,17 +154,19 @@ export class MemoryStore implements Store, SyncStore {
       entry = { ...entry, expiresAt: entry.createdAt + this.ttl };
     }
     const bytes = this.#measure(key, entry);
-    const partition = this.#partition(scope, true) as Partition;
-    const existing = partition.map.get(key);
     const sessionBudget = scope.session === undefined ? 0 : this.maxMemoryPerSession;
     if (
       (this.maxMemory > 0 && bytes > this.maxMemory) ||
       (sessionBudget > 0 && bytes > sessionBudget)
     ) {
       // Refuse it rather than flush everything else; the old value under this key is stale now.
-      if (existing !== undefined) this.#remove(existing);
+      // (Looked up without creating its scope, so a refusal leaves nothing behind.)
+      const stale = this.#partition(scope, false)?.map.get(key);
+      if (stale !== undefined) this.#remove(stale);
       return "too-large";
     }
+    const partition = this.#partition(scope, true) as Partition;
+    const existing = partition.map.get(key);
     if (existing !== undefined) {
       this.#resize(existing, bytes);
       existing.entry = entry;
