@@ -12,7 +12,15 @@ import { type Clock, systemClock } from "../store/clock.js";
 import { MemoryStore } from "../store/memory.js";
 import { type Duration, parseDuration } from "../store/parse-duration.js";
 import type { Size } from "../store/parse-size.js";
-import type { Entry, EvictReason, Scope, Store, StoreEvent, SyncStore } from "../store/store.js";
+import type {
+  Entry,
+  EvictReason,
+  Scope,
+  SetOutcome,
+  Store,
+  StoreEvent,
+  SyncStore,
+} from "../store/store.js";
 import { Emitter } from "./events.js";
 import { KeyMemo } from "./key-memo.js";
 import { currentSession, registerSessionHolder, type SessionHolder } from "./session.js";
@@ -66,6 +74,9 @@ export interface CallStatus {
   computeMs?: number;
 }
 
+/** Why a result was returned but not cached. */
+export type WarningReason = "too-large" | "not-snapshotable" | "not-serializable";
+
 export interface CacheEvents {
   hit: { key: string; session: string | undefined; ageMs: number; computeMs: number | undefined };
   miss: { key: string; session: string | undefined };
@@ -73,12 +84,7 @@ export interface CacheEvents {
   set: { key: string; session: string | undefined; computeMs: number | undefined };
   evict: { key: string; session: string | undefined; reason: EvictReason };
   error: { operation: string; error: unknown };
-  warning: {
-    key: string;
-    session: string | undefined;
-    reason: "too-large" | "not-snapshotable";
-    message: string;
-  };
+  warning: { key: string; session: string | undefined; reason: WarningReason; message: string };
 }
 
 let anonymousNamespaces = 0;
@@ -250,7 +256,7 @@ export class CacheCore implements SessionHolder {
     );
   }
 
-  #written(key: string, scope: Scope, entry: Entry, outcome: string): void {
+  #written(key: string, scope: Scope, entry: Entry, outcome: SetOutcome): void {
     if (outcome === "stored") {
       this.counters.sets++;
       if (this.events.has("set")) {
@@ -261,12 +267,14 @@ export class CacheCore implements SessionHolder {
     this.warn(
       key,
       scope,
-      "too-large",
-      "the result is larger than the cache's memory budget; it was returned but not cached",
+      outcome,
+      outcome === "too-large"
+        ? "the result is larger than the cache's memory budget; it was returned but not cached"
+        : "the result has a part that cannot be serialized for this store (a class instance or a function); it was returned but not cached",
     );
   }
 
-  warn(key: string, scope: Scope, reason: "too-large" | "not-snapshotable", message: string): void {
+  warn(key: string, scope: Scope, reason: WarningReason, message: string): void {
     this.counters.rejected++;
     this.events.emit("warning", { key, session: scope.session, reason, message });
   }

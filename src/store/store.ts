@@ -36,10 +36,14 @@ export interface ClearScope {
   readonly session?: string | null | undefined;
 }
 
-/** Whether `set` kept the entry. `too-large`: bigger than the store's memory budget. */
-export type SetOutcome = "stored" | "too-large";
+/**
+ * Whether `set` kept the entry. `too-large`: bigger than the store's memory budget;
+ * `not-serializable`: the value has a part that cannot leave the process (a class instance).
+ */
+export type SetOutcome = "stored" | "too-large" | "not-serializable";
 
-export type EvictReason = "size" | "memory" | "quota" | "expired";
+/** Why a store dropped an entry on its own. `corrupt`: its bytes failed the envelope's checks. */
+export type EvictReason = "size" | "memory" | "quota" | "expired" | "corrupt";
 
 /** Something the store did on its own: it evicted an entry. */
 export interface StoreEvent {

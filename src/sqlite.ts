@@ -1,0 +1,6 @@
+/**
+ * `infercache/sqlite`: the embedded persistent store. Needs the optional peer dependency
+ * `better-sqlite3` (`npm install better-sqlite3`).
+ */
+export { CorruptEntryError, NotSerializableError } from "./store/envelope.js";
+export { SqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
