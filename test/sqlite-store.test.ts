@@ -99,7 +99,7 @@ describe("SqliteStore persistence", () => {
     const before = await embed("hello");
     await first.close();
     const second = new SqliteStore({ path });
-    const embedAgain = cache(work, { store: second, namespace: "embed", version: undefined });
+    const embedAgain = cache(work, { store: second, namespace: "embed" });
     const after = await embedAgain("hello");
     await second.close();
     expect(calls).toBe(1);
@@ -161,7 +161,7 @@ describe("SqliteStore shared by processes", () => {
   for (const processes of [2, 4]) {
     it(`${processes} processes write and read one file at once: no errors, no lost writes`, async () => {
       const path = freshPath();
-      new SqliteStore({ path }).close();
+      await new SqliteStore({ path }).close();
       const count = 150;
       const results = await Promise.all(
         Array.from({ length: processes }, (_, id) =>
