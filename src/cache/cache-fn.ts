@@ -9,7 +9,7 @@
  * included; errors, early-closed and failing streams are never cached.
  */
 
-import type { Entry, Scope, Store } from "../store/store.js";
+import type { Entry, FlightLease, Scope, Store } from "../store/store.js";
 import { runComputation } from "./computation.js";
 import type { CacheCore, CacheEvents, CacheOptions, CallStatus } from "./core.js";
 import { CacheCore as Core } from "./core.js";
@@ -438,19 +438,29 @@ class Engine {
       }
     }
     return this.#fly(key, scope, options, async (flightSignal) => {
+      let lease: FlightLease | undefined;
       if (sync === undefined && !refresh) {
-        const entry = await core.read(key, scope);
-        if (entry !== undefined) {
-          this.#hit(key, scope, entry, status);
-          return { result: this.#out(entry.value), written: undefined };
+        const found = await core.lookupShared(key, scope);
+        if (found.entry !== undefined) {
+          if (found.waited) this.#joined(key, scope, status);
+          else this.#hit(key, scope, found.entry, status);
+          return { result: this.#out(found.entry.value), written: undefined };
         }
+        lease = found.lease;
       }
       this.#miss(key, scope, status);
-      const started = performance.now();
-      const result: unknown = await runComputation(flightSignal, () =>
-        this.#fn.apply(thisArg, args),
-      );
-      return this.#finish(key, scope, started, result, status, flightSignal);
+      try {
+        const started = performance.now();
+        const result: unknown = await runComputation(flightSignal, () =>
+          this.#fn.apply(thisArg, args),
+        );
+        const outcome = this.#finish(key, scope, started, result, status, flightSignal);
+        if (lease !== undefined) core.releaseAfter(lease, outcome.written);
+        return outcome;
+      } catch (error) {
+        if (lease !== undefined) core.releaseAfter(lease, undefined);
+        throw error;
+      }
     });
   }
 

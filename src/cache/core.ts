@@ -15,6 +15,7 @@ import type { Size } from "../store/parse-size.js";
 import type {
   Entry,
   EvictReason,
+  FlightLease,
   Scope,
   SetOutcome,
   Store,
@@ -61,6 +62,12 @@ export interface CacheOptions {
   clone?: boolean;
   /** Source of time for `ttl`. @default Date.now */
   clock?: Clock;
+  /**
+   * With a store shared by processes (Redis): how long to wait for another process computing the
+   * same call before computing here too, ms.
+   * @default 30000
+   */
+  waitTimeoutMs?: number;
 }
 
 /** What a call did, filled in when passed as `status` (lru-cache's idea). */
@@ -97,6 +104,7 @@ export class CacheCore implements SessionHolder {
   readonly clone: boolean;
   readonly ttl: number;
   readonly clock: Clock;
+  readonly waitTimeoutMs: number;
   readonly counters = new Counters();
   readonly events = new Emitter<CacheEvents>();
   readonly flights = new Map<string, unknown>();
@@ -142,6 +150,7 @@ export class CacheCore implements SessionHolder {
       );
     }
     this.clock = options.clock ?? systemClock;
+    this.waitTimeoutMs = options.waitTimeoutMs ?? 30_000;
     this.store =
       options.store ??
       new MemoryStore({
@@ -217,6 +226,39 @@ export class CacheCore implements SessionHolder {
       this.fail("get", error);
       return undefined;
     }
+  }
+
+  /**
+   * A read for a shared store that coordinates processes: on a miss it takes the cross-process
+   * lock, or waits (bounded) for the process that holds it and reads again. `lease` is set when
+   * this process must compute and release it; `waited` when the entry came from another process's
+   * computation. Coordination failures fall back to computing, like every store failure.
+   */
+  async lookupShared(
+    key: string,
+    scope: Scope,
+  ): Promise<{ entry?: Entry; lease?: FlightLease; waited?: boolean }> {
+    const entry = await this.read(key, scope);
+    if (entry !== undefined) return { entry };
+    const coordinator = this.store.flights;
+    if (coordinator === undefined) return {};
+    try {
+      const lease = await coordinator.acquire(key, scope);
+      if (lease !== undefined) return { lease };
+      await coordinator.waitFor(key, scope, this.waitTimeoutMs);
+    } catch (error) {
+      this.fail("lock", error);
+      return {};
+    }
+    const after = await this.read(key, scope);
+    return after === undefined ? {} : { entry: after, waited: true };
+  }
+
+  /** Releases a cross-process lease once the entry is written (or at once on failure). */
+  releaseAfter(lease: FlightLease, written: Promise<void> | undefined): void {
+    const release = () => lease.release().catch((error: unknown) => this.fail("unlock", error));
+    if (written === undefined) void release();
+    else void written.then(release, release);
   }
 
   readSync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {

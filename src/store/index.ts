@@ -7,6 +7,8 @@ export {
   type ClearScope,
   type Entry,
   type EvictReason,
+  type FlightCoordinator,
+  type FlightLease,
   type Scope,
   type SetOutcome,
   type Store,

@@ -74,9 +74,29 @@ export interface Store {
   entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]>;
   /** Listens to what the store does on its own (evictions). Returns the unsubscribe function. */
   subscribe?(listener: (event: StoreEvent) => void): () => void;
+  /**
+   * Cross-process single-flight, for stores shared by processes (Redis): identical calls in
+   * different processes compute once.
+   */
+  readonly flights?: FlightCoordinator | undefined;
   /** Entries and bytes held for a namespace, when the store can tell cheaply. */
   usage?(namespace: string): { entries: number; bytes: number };
   close(): Promise<void>;
+}
+
+/**
+ * Coordinates one computation per key across processes. `acquire` returns a lease when this
+ * process should compute (release it once the entry is written), or `undefined` when another
+ * process is computing: then `waitFor` resolves when it finishes or after `timeoutMs`, and the
+ * caller reads the store (computing itself if the entry is still missing).
+ */
+export interface FlightCoordinator {
+  acquire(key: string, scope: Scope): Promise<FlightLease | undefined>;
+  waitFor(key: string, scope: Scope, timeoutMs: number): Promise<void>;
+}
+
+export interface FlightLease {
+  release(): Promise<void>;
 }
 
 /** The synchronous twin of the main operations, for stores that live in this process. */

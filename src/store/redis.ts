@@ -1,0 +1,518 @@
+/**
+ * `RedisStore`: entries shared by every process and machine behind one Redis or Valkey (single
+ * node or Cluster), with TTL, namespaces, sessions, cross-process single-flight and fail-open
+ * behaviour.
+ *
+ * Layout. Every key of a namespace carries the same hash tag, `{<length>:<namespace>}`, so one
+ * namespace lives in one cluster slot and its writes can be transactions. The length prefix keeps
+ * keys unambiguous whatever characters a namespace, session or key holds.
+ *   <prefix>{ns}:e:<session>:<key>   the entry (an envelope, PX for TTL)
+ *   <prefix>{ns}:i:<session>         sorted set of the scope's keys, scored by write time
+ *   <prefix>{ns}:s                   set of the namespace's sessions
+ *   <prefix>{ns}:l:<session>:<key>   single-flight lock
+ *   <prefix>namespaces               set of namespaces (for clears across namespaces)
+ * Clears walk the index sets (ZSCAN), never KEYS. Redis does its own memory eviction
+ * (maxmemory-policy); entries it drops leave index members that reads and clears prune.
+ *
+ * Fail-open. The client's offline queue is off and every command has a deadline
+ * (`commandTimeoutMs`, default 300 ms), so with Redis down, slow or unreachable a call fails
+ * fast; the cache layer then runs the function uncached and counts the error. The client
+ * reconnects on its own and caching resumes.
+ */
+
+import { randomUUID } from "node:crypto";
+import type { Cluster, Redis, RedisOptions } from "ioredis";
+import { type Clock, systemClock } from "./clock.js";
+import { CorruptEntryError, decodeEntry, encodeEntry, NotSerializableError } from "./envelope.js";
+import { type Duration, parseDuration } from "./parse-duration.js";
+import { loadPeer } from "./peer.js";
+import type {
+  ClearScope,
+  Entry,
+  FlightCoordinator,
+  FlightLease,
+  Scope,
+  SetOutcome,
+  Store,
+  StoreEvent,
+} from "./store.js";
+
+type Client = Redis | Cluster;
+
+export interface RedisStoreOptions {
+  /** Where Redis is, e.g. `"redis://127.0.0.1:6379"`. Give either `url` or `client`. */
+  url?: string;
+  /** A client of your own (Redis or Cluster); it is not closed by `close()`. */
+  client?: Client;
+  /** Prefix of every key this store writes. @default "infercache:" */
+  prefix?: string;
+  /** Expiry for entries written without their own `expiresAt`: ms or `"1d"`. @default never */
+  ttl?: Duration;
+  /** Deadline of each command, ms: past it the call goes on uncached. @default 300 */
+  commandTimeoutMs?: number;
+  /** How often reads are written to the LRU order (one pipeline), ms. @default 1000 */
+  accessFlushMs?: number;
+  /** How long a cross-process computation may hold its lock, ms. @default 30000 */
+  lockTtlMs?: number;
+  clock?: Clock;
+}
+
+/** Raised when Redis does not answer in time; the cache layer treats it as a store error. */
+export class RedisTimeoutError extends Error {
+  override readonly name = "RedisTimeoutError";
+}
+
+const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
+const CHUNK = 500;
+
+export class RedisStore implements Store {
+  readonly kind = "redis";
+  readonly prefix: string;
+  readonly ttl: number;
+  readonly commandTimeoutMs: number;
+  readonly flights: FlightCoordinator;
+  readonly #client: Client;
+  readonly #owned: boolean;
+  readonly #clock: Clock;
+  readonly #lockTtlMs: number;
+  readonly #knownNamespaces = new Set<string>();
+  readonly #listeners = new Set<(event: StoreEvent) => void>();
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #invalidationListeners = new Set<(message: InvalidationMessage) => void>();
+  #subscriber: Client | undefined;
+  /** Index members read since the last flush, with when: LRU order without a write per read. */
+  #touches = new Map<string, Map<string, number>>();
+  readonly #touchTimer: NodeJS.Timeout;
+  #lastTick = 0;
+  readonly #pending = new Set<Promise<unknown>>();
+  #subscribed: Promise<void> | undefined;
+  readonly #id = randomUUID();
+
+  constructor(options: RedisStoreOptions) {
+    if ((options?.url === undefined) === (options?.client === undefined)) {
+      throw new TypeError(
+        'new RedisStore() needs exactly one of `url` (e.g. "redis://127.0.0.1:6379") or `client` (an ioredis Redis or Cluster)',
+      );
+    }
+    this.prefix = options.prefix ?? "infercache:";
+    this.ttl = options.ttl === undefined ? 0 : parseDuration(options.ttl, "ttl");
+    this.commandTimeoutMs = positive(options.commandTimeoutMs ?? 300, "commandTimeoutMs");
+    this.#lockTtlMs = positive(options.lockTtlMs ?? 30_000, "lockTtlMs");
+    this.#clock = options.clock ?? systemClock;
+    if (options.client !== undefined) {
+      this.#client = options.client;
+      this.#owned = false;
+    } else {
+      const RedisClass = loadPeer<{ Redis: new (url: string, options: RedisOptions) => Redis }>(
+        "ioredis",
+        "redis",
+      ).Redis;
+      this.#client = new RedisClass(options.url as string, clientOptions(this.commandTimeoutMs));
+      this.#owned = true;
+    }
+    // Errors surface through the calls that meet them; an unhandled 'error' event would crash.
+    this.#client.on("error", () => {});
+    this.#touchTimer = setInterval(() => {
+      this.#flushTouches().catch(() => {});
+    }, options.accessFlushMs ?? 1000);
+    this.#touchTimer.unref();
+    this.flights = {
+      acquire: (key, scope) => this.#acquire(key, scope),
+      waitFor: (key, scope, timeoutMs) => this.#waitFor(key, scope, timeoutMs),
+    };
+  }
+
+  /** Resolves once the connection is up (calls before then run uncached). */
+  async ready(timeoutMs = 5000): Promise<void> {
+    const client = this.#client;
+    if (client.status === "ready") return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        client.off("ready", onReady);
+        reject(
+          new RedisTimeoutError(
+            `infercache: Redis was not ready after ${timeoutMs} ms (status ${client.status})`,
+          ),
+        );
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      client.once("ready", onReady);
+    });
+  }
+
+  async get(key: string, scope: Scope): Promise<Entry | undefined> {
+    const bytes = await this.#timed(this.#client.getBuffer(this.#entryKey(scope, key)));
+    if (bytes === null) return undefined;
+    let entry: Entry;
+    try {
+      entry = decodeEntry(bytes);
+    } catch (error) {
+      if (!(error instanceof CorruptEntryError)) throw error;
+      await this.#remove(scope, [key]);
+      this.#emit({
+        type: "evict",
+        reason: "corrupt",
+        scope,
+        key,
+        entry: { value: undefined, createdAt: 0 },
+      });
+      return undefined;
+    }
+    if (entry.expiresAt !== undefined && entry.expiresAt <= this.#clock.now()) return undefined;
+    this.#touch(this.#indexKey(scope), key);
+    return entry;
+  }
+
+  async set(key: string, scope: Scope, entry: Entry): Promise<SetOutcome> {
+    if (entry.expiresAt === undefined && this.ttl > 0)
+      entry = { ...entry, expiresAt: entry.createdAt + this.ttl };
+    let bytes: Buffer;
+    try {
+      bytes = encodeEntry(entry);
+    } catch (error) {
+      if (error instanceof NotSerializableError) return "not-serializable";
+      throw error;
+    }
+    const entryKey = this.#entryKey(scope, key);
+    const multi = this.#client.multi();
+    if (entry.expiresAt === undefined) multi.set(entryKey, bytes);
+    else {
+      const ttl = Math.ceil(entry.expiresAt - this.#clock.now());
+      if (ttl <= 0) return "stored"; // already expired: nothing to keep
+      multi.set(entryKey, bytes, "PX", ttl);
+    }
+    multi.zadd(this.#indexKey(scope), this.#tick(), key);
+    if (scope.session !== undefined) multi.sadd(this.#sessionsKey(scope.namespace), scope.session);
+    await this.#timed(multi.exec());
+    await this.#rememberNamespace(scope.namespace);
+    return "stored";
+  }
+
+  async delete(key: string, scope: Scope): Promise<boolean> {
+    return (await this.#remove(scope, [key])) > 0;
+  }
+
+  async clear(scope?: ClearScope): Promise<number> {
+    let removed = 0;
+    for (const target of await this.#scopes(scope)) removed += await this.#clearScope(target);
+    return removed;
+  }
+
+  async size(scope?: ClearScope): Promise<number> {
+    let total = 0;
+    for (const target of await this.#scopes(scope)) {
+      for await (const keys of this.#indexChunks(target))
+        total += (await this.#prune(target, keys)).length;
+    }
+    return total;
+  }
+
+  async *entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]> {
+    await this.#flushTouches();
+    const keys = (await this.#timed(
+      this.#client.zrange(this.#indexKey(scope), "0", "-1"),
+    )) as string[];
+    for (let i = 0; i < keys.length; i += CHUNK) {
+      const chunk = keys.slice(i, i + CHUNK);
+      const values = (await this.#timed(
+        this.#client.mgetBuffer(...chunk.map((key) => this.#entryKey(scope, key))),
+      )) as (Buffer | null)[];
+      const gone: string[] = [];
+      for (const [j, bytes] of values.entries()) {
+        const key = chunk[j] as string;
+        if (bytes === null) {
+          gone.push(key);
+          continue;
+        }
+        try {
+          yield [key, decodeEntry(bytes)];
+        } catch (error) {
+          if (!(error instanceof CorruptEntryError)) throw error;
+          gone.push(key);
+        }
+      }
+      if (gone.length > 0) await this.#remove(scope, gone);
+    }
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Tells other processes' memory tiers that entries changed (TieredStore). */
+  async publishInvalidation(message: Omit<InvalidationMessage, "origin">): Promise<void> {
+    const payload = JSON.stringify({ ...message, origin: this.#id });
+    await this.#timed(this.#client.publish(this.#channel("invalidate"), payload));
+  }
+
+  /** Listens to other processes' invalidations (not this store's own). */
+  async onInvalidation(listener: (message: InvalidationMessage) => void): Promise<() => void> {
+    this.#invalidationListeners.add(listener);
+    await this.#ensureSubscriber();
+    return () => this.#invalidationListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#touchTimer);
+    await this.#flushTouches().catch(() => {});
+    // Let writes already under way land (each is bounded by its deadline).
+    do {
+      await Promise.allSettled([...this.#pending]);
+      // A finished write may start a follow-up (releasing a lock) on the next turn.
+      await new Promise((resolve) => setImmediate(resolve));
+    } while (this.#pending.size > 0);
+    for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+    this.#waiters.clear();
+    this.#subscriber?.disconnect();
+    if (this.#owned) this.#client.disconnect();
+  }
+
+  async #acquire(key: string, scope: Scope): Promise<FlightLease | undefined> {
+    const lockKey = this.#lockKey(scope, key);
+    const token = randomUUID();
+    const got = await this.#timed(
+      this.#client.set(lockKey, token, "PX", Math.ceil(this.#lockTtlMs), "NX"),
+    );
+    if (got !== "OK") return undefined;
+    return {
+      release: async () => {
+        await this.#timed(this.#client.eval(RELEASE, 1, lockKey, token));
+        await this.#timed(this.#client.publish(this.#channel("done"), lockKey));
+      },
+    };
+  }
+
+  /** Waits until the computation holding the lock finishes (or `timeoutMs` passes). */
+  async #waitFor(key: string, scope: Scope, timeoutMs: number): Promise<void> {
+    const lockKey = this.#lockKey(scope, key);
+    await this.#ensureSubscriber();
+    let wake!: () => void;
+    const done = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    let waiters = this.#waiters.get(lockKey);
+    if (waiters === undefined) {
+      waiters = new Set();
+      this.#waiters.set(lockKey, waiters);
+    }
+    waiters.add(wake);
+    const timer = setTimeout(wake, timeoutMs);
+    try {
+      // The lock may have gone between the failed acquire and the subscription.
+      if ((await this.#timed(this.#client.exists(lockKey))) === 0) return;
+      await done;
+    } finally {
+      clearTimeout(timer);
+      waiters.delete(wake);
+      if (waiters.size === 0) this.#waiters.delete(lockKey);
+    }
+  }
+
+  #ensureSubscriber(): Promise<void> {
+    if (this.#subscribed !== undefined) return this.#subscribed;
+    // The subscriber queues its SUBSCRIBE until connected; command deadlines still bound callers.
+    const subscriber = (this.#client as Redis).duplicate({ enableOfflineQueue: true }) as Client;
+    subscriber.on("error", () => {});
+    this.#subscriber = subscriber;
+    const done = this.#channel("done");
+    const invalidate = this.#channel("invalidate");
+    subscriber.on("message", (channel: string, message: string) => {
+      if (channel === done) {
+        for (const wake of this.#waiters.get(message) ?? []) wake();
+      } else if (channel === invalidate) {
+        const parsed = JSON.parse(message) as InvalidationMessage;
+        if (parsed.origin === this.#id) return;
+        for (const listener of this.#invalidationListeners) listener(parsed);
+      }
+    });
+    this.#subscribed = this.#timed(subscriber.subscribe(done, invalidate), 5000).then(
+      () => undefined,
+      (error: unknown) => {
+        this.#subscribed = undefined;
+        throw error;
+      },
+    );
+    return this.#subscribed;
+  }
+
+  async #clearScope(scope: Scope): Promise<number> {
+    let removed = 0;
+    for await (const keys of this.#indexChunks(scope)) removed += await this.#remove(scope, keys);
+    await this.#timed(this.#client.del(this.#indexKey(scope)));
+    if (scope.session !== undefined) {
+      await this.#timed(this.#client.srem(this.#sessionsKey(scope.namespace), scope.session));
+    }
+    return removed;
+  }
+
+  /** Deletes entries and their index members; returns how many entries existed. */
+  async #remove(scope: Scope, keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const multi = this.#client.multi();
+    multi.del(...keys.map((key) => this.#entryKey(scope, key)));
+    multi.zrem(this.#indexKey(scope), ...keys);
+    const results = (await this.#timed(multi.exec())) as [Error | null, number][] | null;
+    return results?.[0]?.[1] ?? 0;
+  }
+
+  /** Keeps the index members whose entries still exist; returns them. */
+  async #prune(scope: Scope, keys: string[]): Promise<string[]> {
+    const pipeline = this.#client.multi();
+    for (const key of keys) pipeline.exists(this.#entryKey(scope, key));
+    const results = ((await this.#timed(pipeline.exec())) ?? []) as [Error | null, number][];
+    const alive: string[] = [];
+    const gone: string[] = [];
+    for (const [i, key] of keys.entries()) (results[i]?.[1] === 1 ? alive : gone).push(key);
+    if (gone.length > 0) await this.#timed(this.#client.zrem(this.#indexKey(scope), ...gone));
+    return alive;
+  }
+
+  async *#indexChunks(scope: Scope): AsyncIterable<string[]> {
+    let cursor = "0";
+    do {
+      const [next, flat] = (await this.#timed(
+        this.#client.zscan(this.#indexKey(scope), cursor, "COUNT", CHUNK),
+      )) as [string, string[]];
+      cursor = next;
+      const keys = flat.filter((_, i) => i % 2 === 0);
+      if (keys.length > 0) yield keys;
+    } while (cursor !== "0");
+  }
+
+  /** The concrete scopes a clear or size covers. */
+  async #scopes(scope: ClearScope | undefined): Promise<Scope[]> {
+    const namespaces =
+      scope?.namespace !== undefined
+        ? [scope.namespace]
+        : ((await this.#timed(this.#client.smembers(`${this.prefix}namespaces`))) as string[]);
+    const scopes: Scope[] = [];
+    for (const namespace of namespaces) {
+      if (scope?.session === null) scopes.push({ namespace });
+      else if (scope?.session !== undefined) scopes.push({ namespace, session: scope.session });
+      else {
+        scopes.push({ namespace });
+        const sessions = (await this.#timed(
+          this.#client.smembers(this.#sessionsKey(namespace)),
+        )) as string[];
+        for (const session of sessions) scopes.push({ namespace, session });
+      }
+    }
+    return scopes;
+  }
+
+  async #rememberNamespace(namespace: string): Promise<void> {
+    if (this.#knownNamespaces.has(namespace)) return;
+    await this.#timed(this.#client.sadd(`${this.prefix}namespaces`, namespace));
+    this.#knownNamespaces.add(namespace);
+  }
+
+  #touch(indexKey: string, key: string): void {
+    let keys = this.#touches.get(indexKey);
+    if (keys === undefined) {
+      keys = new Map();
+      this.#touches.set(indexKey, keys);
+    }
+    keys.set(key, this.#tick());
+  }
+
+  async #flushTouches(): Promise<void> {
+    if (this.#touches.size === 0) return;
+    const touches = this.#touches;
+    this.#touches = new Map();
+    // One pipeline per index: on a cluster a pipeline must stay within one slot.
+    const flushes: Promise<unknown>[] = [];
+    for (const [indexKey, keys] of touches) {
+      const pipeline = this.#client.pipeline();
+      // XX: only members that still exist; a removed entry is not brought back.
+      for (const [key, at] of keys) pipeline.zadd(indexKey, "XX", at, key);
+      flushes.push(this.#timed(pipeline.exec()));
+    }
+    await Promise.all(flushes);
+  }
+
+  /** Microseconds since the epoch, strictly increasing in this process (the index score). */
+  #tick(): number {
+    this.#lastTick = Math.max(this.#lastTick + 1, Date.now() * 1000);
+    return this.#lastTick;
+  }
+
+  #emit(event: StoreEvent): void {
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  #tag(namespace: string): string {
+    return `${this.prefix}{${namespace.length}:${namespace}}`;
+  }
+
+  #entryKey(scope: Scope, key: string): string {
+    return `${this.#tag(scope.namespace)}:e:${sessionPart(scope)}:${key}`;
+  }
+
+  #lockKey(scope: Scope, key: string): string {
+    return `${this.#tag(scope.namespace)}:l:${sessionPart(scope)}:${key}`;
+  }
+
+  #indexKey(scope: Scope): string {
+    return `${this.#tag(scope.namespace)}:i:${sessionPart(scope)}`;
+  }
+
+  #sessionsKey(namespace: string): string {
+    return `${this.#tag(namespace)}:s`;
+  }
+
+  #channel(name: string): string {
+    return `${this.prefix}${name}`;
+  }
+
+  /** Gives a command a deadline, so a slow or dead Redis cannot hold a call. */
+  #timed<T>(command: Promise<T>, deadlineMs = this.commandTimeoutMs): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new RedisTimeoutError(`infercache: Redis did not answer within ${deadlineMs} ms`)),
+        deadlineMs,
+      );
+    });
+    const timed = Promise.race([command, deadline]).finally(() => {
+      clearTimeout(timer);
+      this.#pending.delete(timed);
+    });
+    this.#pending.add(timed);
+    return timed;
+  }
+}
+
+/** What a TieredStore tells other processes: drop these entries from your memory tier. */
+export interface InvalidationMessage {
+  origin: string;
+  kind: "key" | "clear";
+  namespace?: string;
+  session?: string | null;
+  key?: string;
+}
+
+function sessionPart(scope: Scope): string {
+  return scope.session === undefined ? "-" : `s${scope.session.length}:${scope.session}`;
+}
+
+function clientOptions(commandTimeout: number): RedisOptions {
+  return {
+    commandTimeout,
+    connectTimeout: 2000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 1000),
+  };
+}
+
+function positive(value: number, option: string): number {
+  if (Number.isFinite(value) && value > 0) return value;
+  throw new TypeError(
+    `Expected \`${option}\` to be a positive number of milliseconds, got \`${String(value)}\``,
+  );
+}
