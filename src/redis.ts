@@ -3,9 +3,5 @@
  * (`npm install ioredis`).
  */
 export { CorruptEntryError, NotSerializableError } from "./store/envelope.js";
-export {
-  type InvalidationMessage,
-  RedisStore,
-  type RedisStoreOptions,
-  RedisTimeoutError,
-} from "./store/redis.js";
+export { RedisStore, type RedisStoreOptions, RedisTimeoutError } from "./store/redis.js";
+export type { InvalidationBus, InvalidationMessage } from "./store/store.js";

@@ -1,5 +1,12 @@
 export { type Clock, systemClock } from "./clock.js";
 export { estimateBytes } from "./estimate.js";
+export {
+  fromKeyv,
+  type KeyvAdapter,
+  type KeyvLike,
+  type ToKeyvOptions,
+  toKeyv,
+} from "./keyv.js";
 export { MemoryStore, type MemoryStoreOptions } from "./memory.js";
 export { type Duration, parseDuration } from "./parse-duration.js";
 export { parseSize, type Size } from "./parse-size.js";
@@ -9,6 +16,8 @@ export {
   type EvictReason,
   type FlightCoordinator,
   type FlightLease,
+  type InvalidationBus,
+  type InvalidationMessage,
   type Scope,
   type SetOutcome,
   type Store,
@@ -16,3 +25,4 @@ export {
   type StoreEvent,
   type SyncStore,
 } from "./store.js";
+export { TieredStore, type TieredStoreOptions } from "./tiered.js";

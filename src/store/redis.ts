@@ -31,6 +31,8 @@ import type {
   Entry,
   FlightCoordinator,
   FlightLease,
+  InvalidationBus,
+  InvalidationMessage,
   Scope,
   SetOutcome,
   Store,
@@ -65,7 +67,7 @@ export class RedisTimeoutError extends Error {
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 const CHUNK = 500;
 
-export class RedisStore implements Store {
+export class RedisStore implements Store, InvalidationBus {
   readonly kind = "redis";
   readonly prefix: string;
   readonly ttl: number;
@@ -80,6 +82,8 @@ export class RedisStore implements Store {
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #invalidationListeners = new Set<(message: InvalidationMessage) => void>();
   #subscriber: Client | undefined;
+  #everReady = false;
+  #firstConnection: Promise<void> | undefined;
   /** Index members read since the last flush, with when: LRU order without a write per read. */
   #touches = new Map<string, Map<string, number>>();
   readonly #touchTimer: NodeJS.Timeout;
@@ -144,6 +148,7 @@ export class RedisStore implements Store {
   }
 
   async get(key: string, scope: Scope): Promise<Entry | undefined> {
+    await this.#connected();
     const bytes = await this.#timed(this.#client.getBuffer(this.#entryKey(scope, key)));
     if (bytes === null) return undefined;
     let entry: Entry;
@@ -176,6 +181,7 @@ export class RedisStore implements Store {
       if (error instanceof NotSerializableError) return "not-serializable";
       throw error;
     }
+    await this.#connected();
     const entryKey = this.#entryKey(scope, key);
     const multi = this.#client.multi();
     if (entry.expiresAt === undefined) multi.set(entryKey, bytes);
@@ -192,16 +198,19 @@ export class RedisStore implements Store {
   }
 
   async delete(key: string, scope: Scope): Promise<boolean> {
+    await this.#connected();
     return (await this.#remove(scope, [key])) > 0;
   }
 
   async clear(scope?: ClearScope): Promise<number> {
+    await this.#connected();
     let removed = 0;
     for (const target of await this.#scopes(scope)) removed += await this.#clearScope(target);
     return removed;
   }
 
   async size(scope?: ClearScope): Promise<number> {
+    await this.#connected();
     let total = 0;
     for (const target of await this.#scopes(scope)) {
       for await (const keys of this.#indexChunks(target))
@@ -211,6 +220,7 @@ export class RedisStore implements Store {
   }
 
   async *entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]> {
+    await this.#connected();
     await this.#flushTouches();
     const keys = (await this.#timed(
       this.#client.zrange(this.#indexKey(scope), "0", "-1"),
@@ -272,6 +282,7 @@ export class RedisStore implements Store {
   }
 
   async #acquire(key: string, scope: Scope): Promise<FlightLease | undefined> {
+    await this.#connected();
     const lockKey = this.#lockKey(scope, key);
     const token = randomUUID();
     const got = await this.#timed(
@@ -468,6 +479,27 @@ export class RedisStore implements Store {
     return `${this.prefix}${name}`;
   }
 
+  /**
+   * Before the first connection is up, a command waits for it (within its deadline) instead of
+   * failing at once: a store used right after construction still caches. Once connected, a lost
+   * connection fails commands fast until the client reconnects.
+   */
+  #connected(): Promise<void> | undefined {
+    if (this.#everReady || this.#client.status === "ready") {
+      this.#everReady = true;
+      return undefined;
+    }
+    this.#firstConnection ??= this.ready(this.commandTimeoutMs).then(
+      () => {
+        this.#everReady = true;
+      },
+      () => {
+        this.#firstConnection = undefined;
+      },
+    );
+    return this.#firstConnection;
+  }
+
   /** Gives a command a deadline, so a slow or dead Redis cannot hold a call. */
   #timed<T>(command: Promise<T>, deadlineMs = this.commandTimeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
@@ -485,15 +517,6 @@ export class RedisStore implements Store {
     this.#pending.add(timed);
     return timed;
   }
-}
-
-/** What a TieredStore tells other processes: drop these entries from your memory tier. */
-export interface InvalidationMessage {
-  origin: string;
-  kind: "key" | "clear";
-  namespace?: string;
-  session?: string | null;
-  key?: string;
 }
 
 function sessionPart(scope: Scope): string {

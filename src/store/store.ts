@@ -99,6 +99,23 @@ export interface FlightLease {
   release(): Promise<void>;
 }
 
+/** What a shared store tells other processes: drop these entries from your memory tier. */
+export interface InvalidationMessage {
+  /** The store instance that sent it (a process ignores its own). */
+  origin: string;
+  kind: "key" | "clear";
+  namespace?: string | undefined;
+  /** A session, `null` for the shared entries, absent for all. */
+  session?: string | null | undefined;
+  key?: string | undefined;
+}
+
+/** A store that can tell other processes about changes (RedisStore, through pub/sub). */
+export interface InvalidationBus {
+  publishInvalidation(message: Omit<InvalidationMessage, "origin">): Promise<void>;
+  onInvalidation(listener: (message: InvalidationMessage) => void): Promise<() => void>;
+}
+
 /** The synchronous twin of the main operations, for stores that live in this process. */
 export interface SyncStore {
   getSync(key: string, scope: Scope): Entry | undefined;
