@@ -64,6 +64,17 @@ export class RedisTimeoutError extends Error {
   override readonly name = "RedisTimeoutError";
 }
 
+/** KEYS: entry, index, sessions. ARGV: bytes, ttl ms (0 = none), index score, key, session. */
+const SET_SCRIPT = `
+if ARGV[2] == "0" then redis.call("SET", KEYS[1], ARGV[1]) else redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2]) end
+redis.call("ZADD", KEYS[2], ARGV[3], ARGV[4])
+if ARGV[5] ~= "" then redis.call("SADD", KEYS[3], ARGV[5]) end
+return 1`;
+
+interface ScriptCommands {
+  infercacheSet(...args: (string | number | Buffer)[]): Promise<unknown>;
+}
+
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 const CHUNK = 500;
 
@@ -114,6 +125,7 @@ export class RedisStore implements Store, InvalidationBus {
       this.#client = new RedisClass(options.url as string, clientOptions(this.commandTimeoutMs));
       this.#owned = true;
     }
+    this.#client.defineCommand("infercacheSet", { numberOfKeys: 3, lua: SET_SCRIPT });
     // Errors surface through the calls that meet them; an unhandled 'error' event would crash.
     this.#client.on("error", () => {});
     this.#touchTimer = setInterval(() => {
@@ -148,7 +160,8 @@ export class RedisStore implements Store, InvalidationBus {
   }
 
   async get(key: string, scope: Scope): Promise<Entry | undefined> {
-    await this.#connected();
+    if (!this.#everReady) await this.#connected();
+    this.#adapt();
     const bytes = await this.#timed(this.#client.getBuffer(this.#entryKey(scope, key)));
     if (bytes === null) return undefined;
     let entry: Entry;
@@ -181,36 +194,44 @@ export class RedisStore implements Store, InvalidationBus {
       if (error instanceof NotSerializableError) return "not-serializable";
       throw error;
     }
-    await this.#connected();
-    const entryKey = this.#entryKey(scope, key);
-    const multi = this.#client.multi();
-    if (entry.expiresAt === undefined) multi.set(entryKey, bytes);
-    else {
-      const ttl = Math.ceil(entry.expiresAt - this.#clock.now());
+    if (!this.#everReady) await this.#connected();
+    this.#adapt();
+    let ttl = 0;
+    if (entry.expiresAt !== undefined) {
+      ttl = Math.ceil(entry.expiresAt - this.#clock.now());
       if (ttl <= 0) return "stored"; // already expired: nothing to keep
-      multi.set(entryKey, bytes, "PX", ttl);
     }
-    multi.zadd(this.#indexKey(scope), this.#tick(), key);
-    if (scope.session !== undefined) multi.sadd(this.#sessionsKey(scope.namespace), scope.session);
-    await this.#timed(multi.exec());
+    // One script, one round trip: the entry, its index member and its session, atomically.
+    await this.#timed(
+      (this.#client as unknown as ScriptCommands).infercacheSet(
+        this.#entryKey(scope, key),
+        this.#indexKey(scope),
+        this.#sessionsKey(scope.namespace),
+        bytes,
+        ttl,
+        this.#tick(),
+        key,
+        scope.session ?? "",
+      ),
+    );
     await this.#rememberNamespace(scope.namespace);
     return "stored";
   }
 
   async delete(key: string, scope: Scope): Promise<boolean> {
-    await this.#connected();
+    if (!this.#everReady) await this.#connected();
     return (await this.#remove(scope, [key])) > 0;
   }
 
   async clear(scope?: ClearScope): Promise<number> {
-    await this.#connected();
+    if (!this.#everReady) await this.#connected();
     let removed = 0;
     for (const target of await this.#scopes(scope)) removed += await this.#clearScope(target);
     return removed;
   }
 
   async size(scope?: ClearScope): Promise<number> {
-    await this.#connected();
+    if (!this.#everReady) await this.#connected();
     let total = 0;
     for (const target of await this.#scopes(scope)) {
       for await (const keys of this.#indexChunks(target))
@@ -220,7 +241,7 @@ export class RedisStore implements Store, InvalidationBus {
   }
 
   async *entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]> {
-    await this.#connected();
+    if (!this.#everReady) await this.#connected();
     await this.#flushTouches();
     const keys = (await this.#timed(
       this.#client.zrange(this.#indexKey(scope), "0", "-1"),
@@ -282,7 +303,7 @@ export class RedisStore implements Store, InvalidationBus {
   }
 
   async #acquire(key: string, scope: Scope): Promise<FlightLease | undefined> {
-    await this.#connected();
+    if (!this.#everReady) await this.#connected();
     const lockKey = this.#lockKey(scope, key);
     const token = randomUUID();
     const got = await this.#timed(
@@ -500,8 +521,13 @@ export class RedisStore implements Store, InvalidationBus {
     return this.#firstConnection;
   }
 
-  /** Gives a command a deadline, so a slow or dead Redis cannot hold a call. */
+  /**
+   * Gives a command a deadline, so a slow or dead Redis cannot hold a call. Our own client has
+   * ioredis's `commandTimeout` set, so only a client of the caller's gets a timer of ours (two
+   * timers per command would cost throughput for nothing).
+   */
   #timed<T>(command: Promise<T>, deadlineMs = this.commandTimeoutMs): Promise<T> {
+    if (this.#owned && deadlineMs === this.commandTimeoutMs) return this.#track(command);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -510,12 +536,28 @@ export class RedisStore implements Store, InvalidationBus {
         deadlineMs,
       );
     });
-    const timed = Promise.race([command, deadline]).finally(() => {
-      clearTimeout(timer);
-      this.#pending.delete(timed);
-    });
-    this.#pending.add(timed);
-    return timed;
+    return this.#track(Promise.race([command, deadline]).finally(() => clearTimeout(timer)));
+  }
+
+  /**
+   * Adaptive pipelining for our own client: a command issued while others are in flight joins
+   * the next batched write (throughput under load); a command on an idle connection goes out at
+   * once (auto-pipelining would delay it to the next tick, ~10–20 µs of latency for nothing).
+   */
+  #adapt(): void {
+    if (this.#owned)
+      (this.#client.options as { enableAutoPipelining?: boolean }).enableAutoPipelining =
+        this.#pending.size > 0;
+  }
+
+  /** Remembers a command until it settles, so `close()` can let it land. */
+  #track<T>(command: Promise<T>): Promise<T> {
+    this.#pending.add(command);
+    const forget = () => {
+      this.#pending.delete(command);
+    };
+    command.then(forget, forget);
+    return command;
   }
 }
 
