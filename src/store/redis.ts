@@ -347,7 +347,12 @@ export class RedisStore implements Store, InvalidationBus {
   #ensureSubscriber(): Promise<void> {
     if (this.#subscribed !== undefined) return this.#subscribed;
     // The subscriber queues its SUBSCRIBE until connected; command deadlines still bound callers.
-    const subscriber = (this.#client as Redis).duplicate({ enableOfflineQueue: true }) as Client;
+    const client = this.#client;
+    const subscriber = (
+      "isCluster" in client && client.isCluster
+        ? (client as Cluster).duplicate(undefined, { enableOfflineQueue: true })
+        : (client as Redis).duplicate({ enableOfflineQueue: true })
+    ) as Client;
     subscriber.on("error", () => {});
     this.#subscriber = subscriber;
     const done = this.#channel("done");
