@@ -66,6 +66,16 @@ export function encodeEntry(entry: Entry): Buffer {
   return out;
 }
 
+/** `encodeEntry`, or `"not-serializable"` for a value that cannot leave the process. */
+export function encodeOrRefuse(entry: Entry): Buffer | "not-serializable" {
+  try {
+    return encodeEntry(entry);
+  } catch (error) {
+    if (error instanceof NotSerializableError) return "not-serializable";
+    throw error;
+  }
+}
+
 /** Reads an entry back. @throws CorruptEntryError */
 export function decodeEntry(bytes: Uint8Array): Entry {
   const buffer = Buffer.isBuffer(bytes)

@@ -9,7 +9,7 @@
  *   carries them; scoped clears and listings need a Keyv store with `iterator()`.
  */
 
-import { CorruptEntryError, decodeEntry, encodeEntry, NotSerializableError } from "./envelope.js";
+import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
 import type { ClearScope, Entry, Scope, SetOutcome, Store } from "./store.js";
 import { StoreError } from "./store.js";
 
@@ -131,13 +131,8 @@ class KeyvBackedStore implements Store {
   }
 
   async set(key: string, scope: Scope, entry: Entry): Promise<SetOutcome> {
-    let bytes: Buffer;
-    try {
-      bytes = encodeEntry(entry);
-    } catch (error) {
-      if (error instanceof NotSerializableError) return "not-serializable";
-      throw error;
-    }
+    const bytes = encodeOrRefuse(entry);
+    if (bytes === "not-serializable") return bytes;
     const ttl =
       entry.expiresAt === undefined
         ? undefined

@@ -14,6 +14,7 @@
 
 import { type Clock, systemClock } from "./clock.js";
 import { estimateBytes } from "./estimate.js";
+import { nonNegativeInteger, withDefaultTtl } from "./options.js";
 import { type Duration, parseDuration } from "./parse-duration.js";
 import { parseSize, type Size } from "./parse-size.js";
 import type {
@@ -150,9 +151,7 @@ export class MemoryStore implements Store, SyncStore {
   }
 
   setSync(key: string, scope: Scope, entry: Entry): SetOutcome {
-    if (entry.expiresAt === undefined && this.ttl > 0) {
-      entry = { ...entry, expiresAt: entry.createdAt + this.ttl };
-    }
+    entry = withDefaultTtl(entry, this.ttl);
     const bytes = this.#measure(key, entry);
     const sessionBudget = scope.session === undefined ? 0 : this.maxMemoryPerSession;
     if (
@@ -472,11 +471,4 @@ export class MemoryStore implements Store, SyncStore {
       this.#namespaces.delete(record.name);
     }
   }
-}
-
-function nonNegativeInteger(value: number, option: string): number {
-  if (Number.isSafeInteger(value) && value >= 0) return value;
-  throw new TypeError(
-    `Expected \`${option}\` to be a non-negative integer (0 = unlimited), got \`${String(value)}\` (${typeof value})`,
-  );
 }

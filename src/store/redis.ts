@@ -23,7 +23,8 @@
 import { randomUUID } from "node:crypto";
 import type { Cluster, Redis, RedisOptions } from "ioredis";
 import { type Clock, systemClock } from "./clock.js";
-import { CorruptEntryError, decodeEntry, encodeEntry, NotSerializableError } from "./envelope.js";
+import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
+import { withDefaultTtl } from "./options.js";
 import { type Duration, parseDuration } from "./parse-duration.js";
 import { loadPeer } from "./peer.js";
 import type {
@@ -185,15 +186,9 @@ export class RedisStore implements Store, InvalidationBus {
   }
 
   async set(key: string, scope: Scope, entry: Entry): Promise<SetOutcome> {
-    if (entry.expiresAt === undefined && this.ttl > 0)
-      entry = { ...entry, expiresAt: entry.createdAt + this.ttl };
-    let bytes: Buffer;
-    try {
-      bytes = encodeEntry(entry);
-    } catch (error) {
-      if (error instanceof NotSerializableError) return "not-serializable";
-      throw error;
-    }
+    entry = withDefaultTtl(entry, this.ttl);
+    const bytes = encodeOrRefuse(entry);
+    if (bytes === "not-serializable") return bytes;
     if (!this.#everReady) await this.#connected();
     this.#adapt();
     let ttl = 0;

@@ -18,7 +18,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { type Clock, systemClock } from "./clock.js";
-import { CorruptEntryError, decodeEntry, encodeEntry, NotSerializableError } from "./envelope.js";
+import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
+import { nonNegativeInteger, withDefaultTtl } from "./options.js";
 import { type Duration, parseDuration } from "./parse-duration.js";
 import { parseSize, type Size } from "./parse-size.js";
 import { loadPeer } from "./peer.js";
@@ -145,15 +146,9 @@ export class SqliteStore implements Store {
   }
 
   async set(key: string, scope: Scope, entry: Entry): Promise<SetOutcome> {
-    if (entry.expiresAt === undefined && this.ttl > 0)
-      entry = { ...entry, expiresAt: entry.createdAt + this.ttl };
-    let value: Buffer;
-    try {
-      value = encodeEntry(entry);
-    } catch (error) {
-      if (error instanceof NotSerializableError) return "not-serializable";
-      throw error;
-    }
+    entry = withDefaultTtl(entry, this.ttl);
+    const value = encodeOrRefuse(entry);
+    if (value === "not-serializable") return value;
     const bytes = ROW_OVERHEAD + 2 * key.length + value.length;
     if (this.maxMemory > 0 && bytes > this.maxMemory) {
       this.#sql.delete.run(scope.namespace, scope.session ?? "", key);
@@ -406,11 +401,4 @@ function scopeFilter(scope: ClearScope | undefined): { where: string; params: st
 
 function ensureFolder(path: string): void {
   mkdirSync(dirname(path), { recursive: true });
-}
-
-function nonNegativeInteger(value: number, option: string): number {
-  if (Number.isSafeInteger(value) && value >= 0) return value;
-  throw new TypeError(
-    `Expected \`${option}\` to be a non-negative integer (0 = unlimited), got \`${String(value)}\` (${typeof value})`,
-  );
 }
