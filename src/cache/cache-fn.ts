@@ -16,6 +16,7 @@ import { CacheCore as Core } from "./core.js";
 import type { Listener } from "./events.js";
 import { Flight } from "./flight.js";
 import { lookupWrapper, optionsSignature, rememberWrapper } from "./registry.js";
+import type { QueueLane, QueueLike, QueuePosition } from "./scheduling.js";
 import { NotSnapshotableError, snapshot } from "./snapshot.js";
 import type { CacheStats } from "./stats.js";
 import {
@@ -43,6 +44,13 @@ export interface CacheFunctionOptions<A extends unknown[] = unknown[], R = unkno
   shouldCache?: (result: CachedValue<R>) => boolean;
   /** Share one computation among identical concurrent calls. @default true */
   coalesce?: boolean;
+  /**
+   * A queue (`createQueue()`) that misses wait in; hits and coalesced calls never enter it and
+   * are never rejected by it. The cached function is then asynchronous.
+   */
+  queue?: QueueLike;
+  /** This function's concurrency in `queue`. @default the queue's (1 unless set) */
+  concurrency?: number;
 }
 
 /** What `shouldCache` sees: the resolved value, or the yields of a generator. */
@@ -61,6 +69,8 @@ export interface CallOptions {
   status?: CallStatus;
   /** Skip the lookup, compute afresh and store the new result. */
   refresh?: boolean;
+  /** With a `queue`: called with the call's position and ETA while a miss waits. */
+  onPosition?: (update: QueuePosition) => void;
 }
 
 /** The `fn.cache` handle. */
@@ -117,11 +127,15 @@ type Kind = "sync" | "async" | "generator" | "async-generator";
  */
 export function cache<F extends AnyFunction>(
   fn: F,
-  options?: CacheFunctionOptions<Parameters<F>, ReturnType<F>> & { store?: InProcessStore },
+  options?: CacheFunctionOptions<Parameters<F>, ReturnType<F>> & {
+    store?: InProcessStore;
+    queue?: undefined;
+  },
 ): CachedFunction<F>;
 export function cache<F extends AnyFunction>(
   fn: F,
-  options: CacheFunctionOptions<Parameters<F>, ReturnType<F>> & { store: Store },
+  options: CacheFunctionOptions<Parameters<F>, ReturnType<F>> &
+    ({ store: Store } | { queue: QueueLike }),
 ): AsyncCachedFunction<F>;
 export function cache<F extends AnyFunction>(
   fn: F,
@@ -135,6 +149,11 @@ export function cache<F extends AnyFunction>(
   if (options.key !== undefined && typeof options.key !== "function") {
     throw new TypeError(
       `Expected \`key\` to be a function that receives the arguments, got ${typeof options.key}`,
+    );
+  }
+  if (options.concurrency !== undefined && options.queue === undefined) {
+    throw new TypeError(
+      "cache(fn): `concurrency` is this function's limit in a queue; pass `queue: createQueue()` with it",
     );
   }
   if (options.shouldCache !== undefined && typeof options.shouldCache !== "function") {
@@ -196,6 +215,8 @@ class Engine {
   readonly #key: ((...args: unknown[]) => unknown) | undefined;
   readonly #shouldCache: ((result: never) => boolean) | undefined;
   readonly #coalesce: boolean;
+  /** Where misses wait for a slot, with a queue. */
+  readonly #lane: QueueLane | undefined;
 
   constructor(fn: AnyFunction, kind: Kind, core: CacheCore, options: CacheFunctionOptions) {
     this.#fn = fn;
@@ -204,10 +225,15 @@ class Engine {
     this.#key = options.key as ((...args: unknown[]) => unknown) | undefined;
     this.#shouldCache = options.shouldCache as ((result: never) => boolean) | undefined;
     this.#coalesce = options.coalesce ?? true;
+    this.#lane = options.queue?.lane({
+      concurrency: options.concurrency,
+      name: fn.name || undefined,
+    });
   }
 
   invoker(): Invoke {
-    const inProcess = this.#core.sync !== undefined;
+    // A queue makes calls wait, so it makes them asynchronous.
+    const inProcess = this.#core.sync !== undefined && this.#lane === undefined;
     switch (this.#kind) {
       case "sync":
         return inProcess
@@ -451,9 +477,12 @@ class Engine {
       this.#miss(key, scope, status);
       try {
         const started = performance.now();
-        const result: unknown = await runComputation(flightSignal, () =>
-          this.#fn.apply(thisArg, args),
-        );
+        const task = () => this.#fn.apply(thisArg, args);
+        const lane = this.#lane;
+        const result: unknown =
+          lane === undefined
+            ? await runComputation(flightSignal, task)
+            : await lane.run(task, { signal: flightSignal, onPosition: options?.onPosition });
         const outcome = this.#finish(key, scope, started, result, status, flightSignal);
         if (lease !== undefined) core.releaseAfter(lease, outcome.written);
         return outcome;
@@ -474,7 +503,20 @@ class Engine {
     const id = core.flightId(key, scope);
     const started = performance.now();
     const flight: StreamFlight<unknown, unknown> = new StreamFlightClass({
-      start: (signal) => runComputation(signal, () => this.#fn.apply(thisArg, args)),
+      start: (signal) => {
+        const lane = this.#lane;
+        if (lane === undefined) return runComputation(signal, () => this.#fn.apply(thisArg, args));
+        // With a queue the stream holds a slot from its first pull until it ends.
+        const fn = this.#fn;
+        return (async function* () {
+          const release = await lane.acquire({ signal });
+          try {
+            return yield* runComputation(signal, () => fn.apply(thisArg, args)) as AsyncGenerator;
+          } finally {
+            release();
+          }
+        })();
+      },
       step: (signal, step) => runComputation(signal, step),
       complete: (record) => {
         const computeMs = performance.now() - started;

@@ -13,6 +13,7 @@ export type { CacheEvents, CacheOptions, CallStatus } from "./core.js";
 export type { Listener } from "./events.js";
 export { Cache, type CacheSetOptions, type PrefixHit, type PrefixKey } from "./manual.js";
 export { type PrefixMatch, RadixTree, type Sequence } from "./radix-tree.js";
+export type { LaneRunOptions, QueueLane, QueueLike, QueuePosition } from "./scheduling.js";
 export { currentSession, endSession, runInSession } from "./session.js";
 export { NotSnapshotableError, snapshot } from "./snapshot.js";
 export type { CacheStats } from "./stats.js";
