@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { createQueue, currentSignal, limit, QueueFullError, type QueuePosition } from "../src/index.js";
+import {
+  createQueue,
+  currentSignal,
+  limit,
+  QueueFullError,
+  type QueuePosition,
+} from "../src/index.js";
 import { deferred, flush } from "./helpers/deferred.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 
@@ -34,7 +40,10 @@ describe("concurrency limits", () => {
       );
     const a = make("a");
     const b = make("b", 2);
-    await Promise.all([...Array.from({ length: 6 }, () => a()), ...Array.from({ length: 6 }, () => b())]);
+    await Promise.all([
+      ...Array.from({ length: 6 }, () => a()),
+      ...Array.from({ length: 6 }, () => b()),
+    ]);
     expect(peaks).toEqual({ a: 3, b: 2 });
   });
 
@@ -71,9 +80,15 @@ describe("concurrency limits", () => {
   });
 
   it("rejects bad limits at construction", () => {
-    expect(() => createQueue({ concurrency: 0 })).toThrow("Expected `concurrency` to be a positive integer, got `0`");
-    expect(() => createQueue({ maxSize: -1 })).toThrow("Expected `maxSize` to be a non-negative integer");
-    expect(() => limit(async () => 1, { queue: createQueue(), maxQueue: 3 })).toThrow(/set `maxSize` on the queue/);
+    expect(() => createQueue({ concurrency: 0 })).toThrow(
+      "Expected `concurrency` to be a positive integer, got `0`",
+    );
+    expect(() => createQueue({ maxSize: -1 })).toThrow(
+      "Expected `maxSize` to be a non-negative integer",
+    );
+    expect(() => limit(async () => 1, { queue: createQueue(), maxQueue: 3 })).toThrow(
+      /set `maxSize` on the queue/,
+    );
   });
 });
 
@@ -152,7 +167,11 @@ describe("abort", () => {
     });
     const first = fn(1);
     const controllers = [new AbortController(), new AbortController()];
-    const cancelled = controllers.map((c, i) => fn.queue.with({ signal: c.signal })(10 + i).catch(() => "aborted"));
+    const cancelled = controllers.map((c, i) =>
+      fn.queue
+        .with({ signal: c.signal })(10 + i)
+        .catch(() => "aborted"),
+    );
     for (const c of controllers) c.abort();
     gate.resolve();
     expect(await first).toBe(1);

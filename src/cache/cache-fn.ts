@@ -335,6 +335,14 @@ class Engine {
         return this.#out(entry.value);
       }
     }
+    if (this.#coalesce && options?.refresh !== true) {
+      // Only a plain function that returned a promise leaves a flight: join it.
+      const flight = core.flights.get(core.flightId(key, scope));
+      if (flight instanceof Flight) {
+        this.#joined(key, scope, status);
+        return flight.join(options?.signal);
+      }
+    }
     this.#miss(key, scope, status);
     const started = performance.now();
     const result = this.#fn.apply(thisArg, args);

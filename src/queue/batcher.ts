@@ -208,7 +208,10 @@ export class Batcher<A extends unknown[], R> {
     }
     const oldest = this.#items.find((item) => !item.cancelled);
     const waited = oldest === undefined ? 0 : this.#queue.clock.now() - oldest.arrivedAt;
-    if (this.#cancelTimer === undefined) this.#schedule(Math.max(0, this.maxWaitMs - waited));
+    const left = this.maxWaitMs - waited;
+    // Calls that already waited out their window (the slot was busy) go in the next batch now.
+    if (left <= 0) this.#submit();
+    else if (this.#cancelTimer === undefined) this.#schedule(left);
     this.#announcePositions();
   }
 
