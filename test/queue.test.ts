@@ -51,7 +51,7 @@ describe("concurrency limits", () => {
     const queue = createQueue({ concurrency: 5, maxConcurrency: 2 });
     const order: string[] = [];
     const gates = new Map<string, ReturnType<typeof deferred<void>>>();
-    const task = (name: string) =>
+    const task = () =>
       limit(
         async (id: string) => {
           order.push(id);
@@ -61,8 +61,8 @@ describe("concurrency limits", () => {
         },
         { queue, concurrency: 5 },
       );
-    const a = task("a");
-    const b = task("b");
+    const a = task();
+    const b = task();
     const calls = [a("a1"), b("b1"), a("a2"), b("b2"), a("a3")];
     await flush();
     expect(order).toEqual(["a1", "b1"]);
