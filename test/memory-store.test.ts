@@ -172,3 +172,69 @@ describe("MemoryStore options", () => {
     );
   });
 });
+
+describe("MemoryStore against a reference LRU (property)", () => {
+  it("holds the same keys in the same order under random sets, gets and deletes", async () => {
+    const fc = (await import("fast-check")).default;
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant("set" as const),
+        key: fc.integer({ min: 0, max: 9 }),
+        session: fc.constantFrom(undefined, "s1", "s2"),
+      }),
+      fc.record({
+        kind: fc.constant("get" as const),
+        key: fc.integer({ min: 0, max: 9 }),
+        session: fc.constantFrom(undefined, "s1", "s2"),
+      }),
+      fc.record({
+        kind: fc.constant("delete" as const),
+        key: fc.integer({ min: 0, max: 9 }),
+        session: fc.constantFrom(undefined, "s1", "s2"),
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(op, { maxLength: 80 }),
+        (maxSize, ops) => {
+          const store = new MemoryStore({ maxSize });
+          const model: string[] = []; // least recently used first
+          const id = (o: { key: number; session: string | undefined }) =>
+            `${o.session ?? "-"}/${o.key}`;
+          for (const o of ops) {
+            const scope =
+              o.session === undefined ? { namespace: "n" } : { namespace: "n", session: o.session };
+            const name = id(o);
+            const at = model.indexOf(name);
+            if (o.kind === "set") {
+              store.setSync(String(o.key), scope, { value: name, createdAt: 0 });
+              if (at >= 0) model.splice(at, 1);
+              model.push(name);
+              while (model.length > maxSize) model.shift();
+            } else if (o.kind === "get") {
+              const got = store.getSync(String(o.key), scope);
+              expect(got?.value).toBe(at >= 0 ? name : undefined);
+              if (at >= 0) {
+                model.splice(at, 1);
+                model.push(name);
+              }
+            } else {
+              expect(store.deleteSync(String(o.key), scope)).toBe(at >= 0);
+              if (at >= 0) model.splice(at, 1);
+            }
+            expect(store.count).toBe(model.length);
+          }
+          for (const session of [undefined, "s1", "s2"]) {
+            const scope = session === undefined ? { namespace: "n" } : { namespace: "n", session };
+            const listed = [...store.entriesSync(scope)].map(([, e]) => e.value);
+            expect(listed).toEqual(model.filter((name) => name.startsWith(`${session ?? "-"}/`)));
+          }
+          store.clearSync();
+          expect(store.bytes).toBe(0);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});

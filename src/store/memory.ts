@@ -52,8 +52,8 @@ class Node {
   partPrev: Node | undefined = undefined;
   partNext: Node | undefined = undefined;
   constructor(
-    readonly key: string,
-    readonly partition: Partition,
+    public key: string,
+    public partition: Partition,
     public entry: Entry,
     public bytes: number,
   ) {}
@@ -171,10 +171,27 @@ export class MemoryStore implements Store, SyncStore {
       existing.entry = entry;
       this.#touch(existing);
     } else {
-      const node = new Node(key, partition, entry, bytes);
-      partition.map.set(key, node);
+      let target = partition;
+      let node: Node;
+      const victim = this.#head;
+      if (this.maxSize > 0 && this.#count >= this.maxSize && victim !== undefined) {
+        // Full by count: evict first and reuse the victim's node, sparing an allocation per
+        // insert. Its scope may have emptied and been dropped, so find ours again.
+        this.#evict(victim, "size");
+        target = this.#partition(scope, true) as Partition;
+        victim.key = key;
+        victim.partition = target;
+        victim.entry = entry;
+        victim.bytes = bytes;
+        node = victim;
+      } else {
+        node = new Node(key, partition, entry, bytes);
+      }
+      target.map.set(key, node);
       this.#append(node);
       this.#resize(node, bytes, true);
+      this.#enforce(target);
+      return "stored";
     }
     this.#enforce(partition);
     return "stored";
