@@ -2,11 +2,13 @@
 import { main as functionKinds } from "./function-kinds.js";
 import { main as kvPrefix } from "./kv-prefix.js";
 import { main as manualCache } from "./manual-cache.js";
+import { main as queueAndBatching } from "./queue-and-batching.js";
 
 for (const [name, run] of [
   ["function kinds (cache(fn))", functionKinds],
   ["manual cache with normalised keys (Cache)", manualCache],
   ["KV-prefix reuse (Cache.longestPrefix)", kvPrefix],
+  ["queue, batching, hits that skip the queue", queueAndBatching],
 ] as const) {
   console.log(`\n== ${name} ==`);
   await run();

@@ -19,5 +19,11 @@ describe("examples", () => {
     expect(output).toContain("entries: 2");
     expect(output).toContain("prompt of 122 chars: evaluated 49 new");
     expect(output).toContain("state restored from a prefix equals a cold evaluation: true");
+    expect(output).toMatch(
+      /queue: 1 running, 4 waiting; a 6th miss rejected: true; a hit answered in \d+\.\d+ ms: "story about dragons"/,
+    );
+    expect(output).toMatch(
+      /40 single calls became [2-5] batches of (16, |\d+, )*\d+; repeats were hits/,
+    );
   });
 });
