@@ -1,0 +1,103 @@
+/**
+ * Serves a fetch-style handler (`(request: Request) => Promise<Response>`) on node:http, streaming
+ * response bodies as they are produced. Binds loopback unless told otherwise. Used by the local
+ * llama engine and the gateway.
+ */
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+
+export type FetchHandler = (request: Request) => Promise<Response>;
+
+export interface ServeOptions {
+  /** @default 0 (a free port) */
+  port?: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+}
+
+export interface ServedHandler {
+  /** e.g. `http://127.0.0.1:41234` */
+  url: string;
+  port: number;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export async function serveFetchHandler(
+  handler: FetchHandler,
+  options: ServeOptions = {},
+): Promise<ServedHandler> {
+  const server = createServer((incoming, outgoing) => {
+    void respond(handler, incoming, outgoing);
+  });
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    port,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function respond(
+  handler: FetchHandler,
+  incoming: IncomingMessage,
+  outgoing: ServerResponse,
+): Promise<void> {
+  const controller = new AbortController();
+  outgoing.once("close", () => {
+    if (!outgoing.writableFinished) controller.abort(new Error("client disconnected"));
+  });
+  try {
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(incoming.headers)) {
+      if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+      else if (value !== undefined) headers.set(name, value);
+    }
+    const method = incoming.method ?? "GET";
+    const hasBody = method !== "GET" && method !== "HEAD";
+    const request = new Request(
+      `http://${incoming.headers.host ?? "localhost"}${incoming.url ?? "/"}`,
+      {
+        method,
+        headers,
+        signal: controller.signal,
+        ...(hasBody && { body: Readable.toWeb(incoming) as ReadableStream, duplex: "half" }),
+      } as RequestInit,
+    );
+    const response = await handler(request);
+    outgoing.statusCode = response.status;
+    response.headers.forEach((value, name) => outgoing.setHeader(name, value));
+    if (response.body === null) {
+      outgoing.end();
+      return;
+    }
+    outgoing.flushHeaders();
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      if (controller.signal.aborted) break;
+      outgoing.write(chunk);
+    }
+    outgoing.end();
+  } catch (error) {
+    if (!outgoing.headersSent) {
+      outgoing.statusCode = 500;
+      outgoing.setHeader("content-type", "application/json");
+      outgoing.end(
+        JSON.stringify({ error: { message: (error as Error).message, type: "server_error" } }),
+      );
+    } else {
+      outgoing.destroy(error as Error);
+    }
+  }
+}
