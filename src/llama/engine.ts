@@ -248,7 +248,7 @@ export class LlamaEngine {
         const finish = result.metadata.stopReason === "maxTokens" ? "length" : "stop";
         return { text: result.response, finish, completionTokens };
       } finally {
-        sequence.dispose();
+        await sequence.dispose();
       }
     })) as { text: string; finish: string; completionTokens: number };
   }

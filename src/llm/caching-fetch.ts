@@ -242,7 +242,7 @@ class CachingFetcher {
       const pick = filled[Math.floor(Math.random() * filled.length)] as Entry;
       return this.#serve(call, base, pick.value as AnswerRecord, pick, "hit");
     }
-    const free = keys[entries.findIndex((entry) => entry === undefined)] ?? (keys[0] as string);
+    const free = keys[entries.indexOf(undefined)] ?? (keys[0] as string);
     // No single-flight: concurrent sampled calls are meant to produce different answers.
     return this.#miss(call, free, false);
   }

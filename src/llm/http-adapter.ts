@@ -78,7 +78,9 @@ async function respond(
     );
     const response = await handler(request);
     outgoing.statusCode = response.status;
-    response.headers.forEach((value, name) => outgoing.setHeader(name, value));
+    response.headers.forEach((value, name) => {
+      outgoing.setHeader(name, value);
+    });
     if (response.body === null) {
       outgoing.end();
       return;

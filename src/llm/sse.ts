@@ -106,7 +106,11 @@ export function assemble(kind: "chat" | "completion", text: string): Json {
       }
       for (const call of (delta.tool_calls as Json[] | undefined) ?? []) {
         const at = Number(call.index ?? 0);
-        const tool = (draft.toolCalls[at] ??= { function: { name: "", arguments: "" } });
+        let tool = draft.toolCalls[at];
+        if (tool === undefined) {
+          tool = { function: { name: "", arguments: "" } };
+          draft.toolCalls[at] = tool;
+        }
         if (typeof call.id === "string") tool.id = call.id;
         if (typeof call.type === "string") tool.type = call.type;
         const fn = call.function as Json | undefined;
