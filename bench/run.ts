@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { hashThroughput } from "./hash.js";
 import { asyncHits, syncHits, workingSetHits } from "./hits.js";
+import type { LlmBenchRow } from "./llm.js";
 import { formatNs, type Result, table } from "./measure.js";
 import { type BatchRow, hitBypass, queueOverhead } from "./queue.js";
 import { storeOps } from "./store.js";
@@ -194,6 +195,16 @@ const rate = (name: string, concurrency: number) =>
 const speedup = rate("infercache batch", 1) / rate("unbatched", 1);
 check("Batching at concurrency 1 >= 4x unbatched", speedup >= 4, `${speedup.toFixed(1)}x`);
 
+console.log("LLM layer through the OpenAI SDK…");
+const llm = JSON.parse(
+  execFileSync(process.execPath, ["--import", "tsx", "bench/llm-main.ts"], { encoding: "utf8" }),
+) as { rows: LlmBenchRow[]; overheadMs: number };
+check(
+  "cachingFetch overhead on a miss under 1 ms beyond the upstream (p50)",
+  llm.overheadMs < 1,
+  `${llm.overheadMs.toFixed(2)} ms`,
+);
+
 const opsTable = (rows: OpsRow[]) =>
   [
     "| operation | ops/s | median latency |",
@@ -308,6 +319,19 @@ hits). DataLoader batches per tick and has no concurrency limit. Runs in its own
 | contender | concurrency | HTTP requests | total | texts/s |
 |---|---:|---:|---:|---:|
 ${batching.map((r) => `| ${r.name} | ${r.concurrency === 0 ? "unlimited" : r.concurrency} | ${r.requests} | ${r.ms.toFixed(0)} ms | ${r.perSecond.toFixed(0)} |`).join("\n")}
+
+## LLM calls through the OpenAI SDK (cachingFetch, local llama engine)
+
+The real \`openai\` SDK against \`LlamaEngine\` (node-llama-cpp, the tiny GGUF, one thread) on a
+loopback port: chat completions of 8 tokens at temperature 0. Direct and cached misses are
+interleaved on distinct prompts (200 each), so the engine's speed cancels out; then 1,000 hits and
+500 streamed hits. Own process.
+
+| | p50 | p90 | samples |
+|---|---:|---:|---:|
+${llm.rows.map((r) => `| ${r.label} | ${r.p50Ms.toFixed(3)} ms | ${r.p90Ms.toFixed(3)} ms | ${r.samples} |`).join("\n")}
+
+Overhead of cachingFetch on a miss (p50 difference): ${llm.overheadMs.toFixed(2)} ms.
 
 ## Cache hits while the queue is full
 
