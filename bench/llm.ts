@@ -31,13 +31,13 @@ export async function llmBench(): Promise<{ rows: LlmBenchRow[]; overheadMs: num
       maxRetries: 0,
       fetch: cachingFetch(),
     });
-    const request = (content: string, stream = false) => ({
+    const request = (content: string) => ({
       model: "tiny",
       messages: [{ role: "user" as const, content }],
       temperature: 0,
       max_tokens: 8,
-      ...(stream && { stream: true as const }),
     });
+    const streamed = () => ({ ...request("streamed"), stream: true as const });
     const time = async (run: () => Promise<unknown>) => {
       const started = performance.now();
       await run();
@@ -64,13 +64,13 @@ export async function llmBench(): Promise<{ rows: LlmBenchRow[]; overheadMs: num
       );
     const streamHits: number[] = [];
     await (async () => {
-      for await (const _ of await cached.chat.completions.create(request("streamed", true))) {
+      for await (const _ of await cached.chat.completions.create(streamed())) {
       }
     })();
     for (let i = 0; i < 500; i++) {
       streamHits.push(
         await time(async () => {
-          for await (const _ of await cached.chat.completions.create(request("streamed", true))) {
+          for await (const _ of await cached.chat.completions.create(streamed())) {
           }
         }),
       );
