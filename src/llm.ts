@@ -2,6 +2,7 @@
  * `infercache/llm`: caching for OpenAI-compatible APIs — request keys and a caching `fetch` for
  * the OpenAI SDK and any compatible client.
  */
+export { type CacheMiddlewareOptions, cacheMiddleware } from "./llm/ai-sdk.js";
 export { type CacheControl, parseCacheControl } from "./llm/cache-control.js";
 export {
   type CachingFetch,
@@ -24,4 +25,5 @@ export {
   type KeyScope,
   TRANSPORT_FIELDS,
 } from "./llm/keys.js";
+export { type LangChainCacheOptions, langChainCache } from "./llm/langchain.js";
 export { assemble, splitEvents, synthesize } from "./llm/sse.js";
