@@ -50,6 +50,14 @@ export {
   UnhashableError,
 } from "./key/index.js";
 export {
+  PrefixCache,
+  type PrefixCacheEvents,
+  type PrefixCacheHit,
+  type PrefixCacheOptions,
+  type PrefixLookupOptions,
+  type PrefixSetOptions,
+} from "./prefix/index.js";
+export {
   type BatchFunction,
   type BatchOptions,
   type BatchScheduler,

@@ -5,7 +5,8 @@
  * llama-cpp-python scan every key instead.
  *
  * Edges point into the sequences that created them, so strings are not copied; number arrays
- * are copied once on insert so a caller reusing its array cannot corrupt the tree.
+ * are copied once on insert (into a Uint32Array when they are token ids: 4 bytes a token instead
+ * of 8) so a caller reusing its array cannot corrupt the tree.
  */
 
 export type Sequence = string | ArrayLike<number>;
@@ -36,8 +37,12 @@ export class RadixTree<V> {
     return this.#size;
   }
 
-  set(sequence: Sequence, value: V): void {
-    const seq = typeof sequence === "string" ? sequence : Array.from(sequence);
+  /**
+   * Stores `value` at `sequence`. With `owned`, the tree keeps `sequence` itself instead of a copy
+   * (the caller promises not to change it).
+   */
+  set(sequence: Sequence, value: V, owned = false): void {
+    const seq = typeof sequence === "string" || owned ? sequence : compact(sequence);
     const length = seq.length;
     let node = this.#root;
     let i = 0;
@@ -77,6 +82,16 @@ export class RadixTree<V> {
     if (!node.hasValue) this.#size++;
     node.hasValue = true;
     node.value = value;
+  }
+
+  /** Whether `sequence` is stored and no longer stored sequence starts with it. */
+  isLeaf(sequence: Sequence): boolean {
+    const node = this.#find(sequence);
+    return (
+      node !== undefined &&
+      node.hasValue &&
+      (node.children === undefined || node.children.size === 0)
+    );
   }
 
   get(sequence: Sequence): V | undefined {
@@ -161,6 +176,16 @@ export class RadixTree<V> {
       current = parent;
     }
   }
+}
+
+function compact(sequence: ArrayLike<number>): ArrayLike<number> {
+  if (sequence instanceof Uint32Array) return sequence.slice();
+  for (let i = 0; i < sequence.length; i++) {
+    const token = sequence[i] as number;
+    if (!(token >= 0 && token <= 0xffffffff && Number.isInteger(token)))
+      return Array.from(sequence);
+  }
+  return Uint32Array.from(sequence);
 }
 
 function at(sequence: Sequence, index: number): number {
