@@ -87,7 +87,7 @@ export class RadixTree<V> {
   /** Whether `sequence` is stored and no longer stored sequence starts with it. */
   isLeaf(sequence: Sequence): boolean {
     const node = this.#find(sequence);
-    return node?.hasValue && (node.children === undefined || node.children.size === 0);
+    return node?.hasValue === true && (node.children === undefined || node.children.size === 0);
   }
 
   get(sequence: Sequence): V | undefined {
