@@ -11,9 +11,18 @@
  */
 
 import { basename } from "node:path";
-import type { Llama, LlamaContext, LlamaEmbeddingContext, LlamaModel } from "node-llama-cpp";
+import type {
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaModel,
+  Token,
+} from "node-llama-cpp";
 import { limit } from "../queue/limit.js";
+import type { Size } from "../store/parse-size.js";
 import { importPeer } from "../store/peer.js";
+import { LlamaStateCache, modelFingerprint, type RestoreOutcome } from "./state-cache.js";
 
 export interface LlamaEngineOptions {
   /** The GGUF file. */
@@ -28,6 +37,20 @@ export interface LlamaEngineOptions {
   concurrency?: number;
   /** Requests kept in `received`. @default 1000 */
   keepReceived?: number;
+  /**
+   * Reuse KV state across prompts that share a prefix: snapshots at prompt boundaries in
+   * `directory` (tmpfs for RAM speed), bounded by `capacityBytes`, and each context's live state.
+   */
+  stateCache?: { directory: string; capacityBytes: Size; minTokens?: number };
+}
+
+/** What the last generation reused and evaluated (for tests and metrics). */
+export interface EvaluationReport {
+  promptTokens: number;
+  reused: number;
+  source: RestoreOutcome["source"];
+  /** Input tokens the model actually evaluated (node-llama-cpp's token meter). */
+  evaluatedTokens: number;
 }
 
 export interface ReceivedRequest {
@@ -45,6 +68,8 @@ interface Message {
 export class LlamaEngine {
   readonly modelName: string;
   readonly received: ReceivedRequest[] = [];
+  readonly stateCache: LlamaStateCache | undefined;
+  lastEvaluation: EvaluationReport | undefined;
   readonly #lib: NodeLlamaCpp;
   readonly #llama: Llama;
   readonly #model: LlamaModel;
@@ -54,6 +79,7 @@ export class LlamaEngine {
   readonly #keep: number;
   readonly #generate: (run: (context: LlamaContext) => Promise<unknown>) => Promise<unknown>;
   readonly #embed: (texts: string[]) => Promise<Float32Array[]>;
+  readonly #sequences = new Map<LlamaContext, LlamaContextSequence>();
   #ids = 0;
 
   private constructor(
@@ -63,7 +89,9 @@ export class LlamaEngine {
     contexts: LlamaContext[],
     embedding: LlamaEmbeddingContext,
     options: LlamaEngineOptions,
+    stateCache: LlamaStateCache | undefined,
   ) {
+    this.stateCache = stateCache;
     this.#lib = lib;
     this.#llama = llama;
     this.#model = model;
@@ -109,7 +137,14 @@ export class LlamaEngine {
       );
     }
     const embedding = await model.createEmbeddingContext({ threads });
-    return new LlamaEngine(lib, llama, model, contexts, embedding, options);
+    const stateCache =
+      options.stateCache === undefined
+        ? undefined
+        : new LlamaStateCache({
+            ...options.stateCache,
+            fingerprint: await modelFingerprint(options.modelPath),
+          });
+    return new LlamaEngine(lib, llama, model, contexts, embedding, options, stateCache);
   }
 
   /** Handles an OpenAI-compatible request; mount it under any base URL ending in `/v1`. */
@@ -137,6 +172,8 @@ export class LlamaEngine {
   };
 
   async close(): Promise<void> {
+    await this.stateCache?.close();
+    for (const sequence of this.#sequences.values()) await sequence.dispose();
     await this.#embedding.dispose();
     for (const context of this.#contexts) await context.dispose();
     await this.#model.dispose();
@@ -171,7 +208,12 @@ export class LlamaEngine {
     const promptTokens = this.#model.tokenize(prompt).length;
     const object = kind === "chat" ? "chat.completion" : "text_completion";
     if (body.stream !== true) {
-      const { text, finish, completionTokens } = await this.#run(prompt, options, signal, () => {});
+      const { text, finish, completionTokens, reused } = await this.#run(
+        prompt,
+        options,
+        signal,
+        () => {},
+      );
       const choice =
         kind === "chat"
           ? {
@@ -187,7 +229,7 @@ export class LlamaEngine {
         created,
         model,
         choices: [choice],
-        usage: usage(promptTokens, completionTokens),
+        usage: usage(promptTokens, completionTokens, reused),
       });
     }
     const includeUsage =
@@ -204,13 +246,18 @@ export class LlamaEngine {
           controller.enqueue(
             frame([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]),
           );
-        const { finish, completionTokens } = await this.#run(prompt, options, signal, (chunk) => {
-          const choice =
-            kind === "chat"
-              ? { index: 0, delta: { content: chunk }, finish_reason: null }
-              : { index: 0, text: chunk, finish_reason: null };
-          controller.enqueue(frame([choice]));
-        });
+        const { finish, completionTokens, reused } = await this.#run(
+          prompt,
+          options,
+          signal,
+          (chunk) => {
+            const choice =
+              kind === "chat"
+                ? { index: 0, delta: { content: chunk }, finish_reason: null }
+                : { index: 0, text: chunk, finish_reason: null };
+            controller.enqueue(frame([choice]));
+          },
+        );
         controller.enqueue(
           frame([
             kind === "chat"
@@ -219,7 +266,7 @@ export class LlamaEngine {
           ]),
         );
         if (includeUsage)
-          controller.enqueue(frame([], { usage: usage(promptTokens, completionTokens) }));
+          controller.enqueue(frame([], { usage: usage(promptTokens, completionTokens, reused) }));
         controller.enqueue(encoder.encode("data: [DONE]\n\n"));
         controller.close();
       },
@@ -234,23 +281,58 @@ export class LlamaEngine {
     options: GenerationOptions,
     signal: AbortSignal,
     onText: (chunk: string) => void,
-  ): Promise<{ text: string; finish: string; completionTokens: number }> {
-    return (await this.#generate(async (context) => {
-      const sequence = context.getSequence();
-      try {
-        const completion = new this.#lib.LlamaCompletion({ contextSequence: sequence });
-        const result = await completion.generateCompletionWithMeta(prompt, {
-          ...options,
-          signal,
-          onTextChunk: onText,
-        });
-        const completionTokens = this.#model.tokenize(result.response).length;
-        const finish = result.metadata.stopReason === "maxTokens" ? "length" : "stop";
-        return { text: result.response, finish, completionTokens };
-      } finally {
-        await sequence.dispose();
-      }
-    })) as { text: string; finish: string; completionTokens: number };
+  ): Promise<{ text: string; finish: string; completionTokens: number; reused: number }> {
+    const tokens = this.#model.tokenize(prompt);
+    // What the sequence will hold: LlamaCompletion puts the BOS token first when the model wants it.
+    const bos = this.#model.tokens.bos;
+    const held =
+      this.#model.tokens.shouldPrependBosToken && bos !== null ? [bos, ...tokens] : tokens;
+    return new Promise((resolve, reject) => {
+      this.#generate(async (context) => {
+        const cache = this.stateCache;
+        const sequence = cache === undefined ? context.getSequence() : this.#sequenceFor(context);
+        try {
+          const restored =
+            cache === undefined
+              ? { reused: 0, source: "none" as const }
+              : await cache.restore(sequence, held);
+          const before = sequence.tokenMeter.usedInputTokens;
+          const completion = new this.#lib.LlamaCompletion({ contextSequence: sequence });
+          const result = await completion.generateCompletionWithMeta(tokens, {
+            ...options,
+            signal,
+            onTextChunk: onText,
+          });
+          this.lastEvaluation = {
+            promptTokens: held.length,
+            reused: restored.reused,
+            source: restored.source,
+            evaluatedTokens: sequence.tokenMeter.usedInputTokens - before,
+          };
+          resolve({
+            text: result.response,
+            finish: result.metadata.stopReason === "maxTokens" ? "length" : "stop",
+            completionTokens: this.#model.tokenize(result.response).length,
+            reused: restored.reused,
+          });
+          // The answer is out; save the prompt's state before the sequence takes another request.
+          if (cache !== undefined) await cache.save(sequence, held as Token[]);
+        } catch (error) {
+          reject(error);
+        } finally {
+          if (cache === undefined) await sequence.dispose();
+        }
+      }).catch(reject);
+    });
+  }
+
+  #sequenceFor(context: LlamaContext): LlamaContextSequence {
+    let sequence = this.#sequences.get(context);
+    if (sequence === undefined) {
+      sequence = context.getSequence();
+      this.#sequences.set(context, sequence);
+    }
+    return sequence;
   }
 
   async #embeddings(body: Record<string, unknown>): Promise<Response> {
@@ -322,11 +404,13 @@ function textOf(content: unknown): string {
   return "";
 }
 
-function usage(prompt: number, completion: number) {
+function usage(prompt: number, completion: number, cached: number) {
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
+    // OpenAI's field for prompt tokens served from a prefix cache.
+    ...(cached > 0 && { prompt_tokens_details: { cached_tokens: cached } }),
   };
 }
 

@@ -1,0 +1,128 @@
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LlamaEngine, modelFingerprint } from "../src/llama.js";
+import { MODEL_PATH } from "./helpers/llama-upstream.js";
+
+const dir = mkdtempSync(join(tmpdir(), "infercache-state-"));
+let cold: LlamaEngine;
+let warm: LlamaEngine;
+
+beforeAll(async () => {
+  cold = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
+  warm = await LlamaEngine.load({
+    modelPath: MODEL_PATH,
+    modelName: "tiny",
+    stateCache: { directory: join(dir, "states"), capacityBytes: "256mb" },
+  });
+}, 60_000);
+afterAll(async () => {
+  await cold?.close();
+  await warm?.close();
+});
+
+const system = `system: You are a careful assistant. ${"Answer with facts about caching, keys, stores and queues. ".repeat(12)}`;
+async function complete(engine: LlamaEngine, prompt: string) {
+  const response = await engine.handle(
+    new Request("http://local/v1/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", prompt, max_tokens: 12, temperature: 0 }),
+    }),
+  );
+  const body = (await response.json()) as {
+    choices: { text: string }[];
+    usage: { prompt_tokens_details?: { cached_tokens: number } };
+  };
+  return {
+    text: body.choices[0]?.text as string,
+    usage: body.usage,
+    report: engine.lastEvaluation,
+  };
+}
+
+describe("KV-state reuse with node-llama-cpp", () => {
+  it("restores a saved prefix, evaluates only the suffix, and answers exactly as a cold evaluation", async () => {
+    const first = `${system}\nuser: What is a radix tree?\nassistant:`;
+    await complete(warm, first); // saves this prompt's state once the answer is out
+    await complete(warm, "user: something unrelated\nassistant:"); // the live sequence moves on
+    expect(warm.stateCache?.saved).toBeGreaterThanOrEqual(1);
+    const second = `${first} A compressed trie.\nuser: And a KV cache?\nassistant:`;
+    const restored = await complete(warm, second);
+    const baseline = await complete(cold, second);
+    expect(restored.report?.source).toBe("snapshot");
+    const promptTokens = restored.report?.promptTokens as number;
+    const reused = restored.report?.reused as number;
+    expect(reused).toBeGreaterThan(150);
+    expect(restored.report?.evaluatedTokens).toBeLessThanOrEqual(promptTokens - reused + 1);
+    // A cold run evaluates the whole prompt (the meter counts all but the token sampling starts from).
+    expect(baseline.report?.evaluatedTokens).toBeGreaterThanOrEqual(promptTokens - 1);
+    expect(restored.report?.evaluatedTokens).toBeLessThan(
+      (baseline.report?.evaluatedTokens as number) / 4,
+    );
+    expect(restored.usage.prompt_tokens_details?.cached_tokens).toBe(reused);
+    expect(restored.text).toBe(baseline.text);
+  });
+
+  it("uses the live sequence when it already holds the prefix (no file load)", async () => {
+    const prompt = `${system}\nuser: Why cache?\nassistant:`;
+    await complete(warm, prompt);
+    const restoredBefore = warm.stateCache?.restored as number;
+    const again = await complete(warm, `${prompt} Because`);
+    expect(again.report?.source).toBe("live");
+    expect(warm.stateCache?.restored).toBe(restoredBefore);
+    expect(again.report?.evaluatedTokens).toBeLessThan(10);
+    expect(again.text).toBe((await complete(cold, `${prompt} Because`)).text);
+  });
+
+  it("never restores a state saved under another model's fingerprint", async () => {
+    const prompt = `${system}\nuser: A question for another model\nassistant:`;
+    const cache = warm.stateCache;
+    if (cache === undefined) throw new Error("no state cache");
+    // A state file indexed for another model, covering this exact prompt.
+    const tokens = (warm as unknown as { lastEvaluation: unknown }) && cache.prefixes;
+    const file = join(dir, "foreign.state");
+    writeFileSync(file, "not a state");
+    const promptTokens = await (async () => {
+      await complete(cold, prompt);
+      return cold.lastEvaluation?.promptTokens as number;
+    })();
+    expect(promptTokens).toBeGreaterThan(100);
+    tokens.set(new Uint32Array(promptTokens - 1).fill(1), file, {
+      namespace: "some-other-model",
+      bytes: 11,
+    });
+    await complete(warm, "user: reset\nassistant:");
+    const result = await complete(warm, prompt);
+    expect(result.report?.source).not.toBe("snapshot");
+  });
+
+  it("fingerprints models by content", async () => {
+    const copy = join(dir, "copy.gguf");
+    copyFileSync(MODEL_PATH, copy);
+    expect(await modelFingerprint(copy)).toBe(await modelFingerprint(MODEL_PATH));
+    const bytes = readFileSync(copy);
+    bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 0xff;
+    writeFileSync(copy, bytes);
+    expect(await modelFingerprint(copy)).not.toBe(await modelFingerprint(MODEL_PATH));
+  });
+
+  it("keeps state files within capacity and deletes evicted ones", async () => {
+    const engine = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: { directory: join(dir, "small"), capacityBytes: "300kb", minTokens: 4 },
+    });
+    try {
+      for (let i = 0; i < 6; i++)
+        await complete(engine, `${system}\nuser: question number ${i}\nassistant:`);
+      const cache = engine.stateCache;
+      expect(cache?.prefixes.bytes).toBeLessThanOrEqual(300 * 1024);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const files = readdirSync(join(dir, "small")).filter((f) => f.endsWith(".state"));
+      expect(files.length).toBe(cache?.prefixes.size);
+    } finally {
+      await engine.close();
+    }
+  });
+});
