@@ -126,3 +126,79 @@ describe("KV-state reuse with node-llama-cpp", () => {
     }
   });
 });
+
+describe("state tiers on disk", () => {
+  const prompt = (i: number) => `${system}\nuser: tiered question ${i}\nassistant:`;
+
+  it("rebuilds the index from token files on start, without the process that saved them", async () => {
+    const folder = join(dir, "persistent");
+    const first = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: { directory: folder, capacityBytes: "64mb" },
+    });
+    await complete(first, prompt(1));
+    await first.close();
+    const second = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: { directory: folder, capacityBytes: "64mb" },
+    });
+    try {
+      expect(second.stateCache?.rebuilt).toBe(1);
+      const result = await complete(second, `${prompt(1)} And then`);
+      expect(result.report?.source).toBe("snapshot");
+      expect(result.text).toBe((await complete(cold, `${prompt(1)} And then`)).text);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("spills states evicted from the first tier to the disk tier and restores from there", async () => {
+    const engine = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: {
+        directory: join(dir, "ram-tier"),
+        capacityBytes: "24kb",
+        disk: { directory: join(dir, "disk-tier"), capacityBytes: "64mb" },
+      },
+    });
+    try {
+      for (let i = 0; i < 5; i++) await complete(engine, prompt(10 + i));
+      await complete(engine, "user: reset\nassistant:");
+      const cache = engine.stateCache;
+      expect(cache?.spilled).toBeGreaterThan(0);
+      expect(cache?.prefixes.bytes).toBeLessThanOrEqual(24 * 1024);
+      expect(readdirSync(join(dir, "disk-tier")).filter((f) => f.endsWith(".state"))).toHaveLength(
+        cache?.diskPrefixes?.size as number,
+      );
+      const early = await complete(engine, `${prompt(10)} More`);
+      expect(early.report?.source).toBe("snapshot");
+      expect(early.text).toBe((await complete(cold, `${prompt(10)} More`)).text);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("removes what a crash left behind: temp files and states without a commit marker", async () => {
+    const folder = join(dir, "crashed");
+    const engine = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: { directory: folder, capacityBytes: "64mb" },
+    });
+    await complete(engine, prompt(20));
+    await engine.close();
+    writeFileSync(join(folder, "half-written.state.tmp"), "partial");
+    writeFileSync(join(folder, "no-marker.state"), "orphan");
+    const again = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: { directory: folder, capacityBytes: "64mb" },
+    });
+    try {
+      const left = readdirSync(folder);
+      expect(left).not.toContain("half-written.state.tmp");
+      expect(left).not.toContain("no-marker.state");
+      expect(again.stateCache?.rebuilt).toBe(1);
+    } finally {
+      await again.close();
+    }
+  });
+});

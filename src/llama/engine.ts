@@ -22,7 +22,12 @@ import type {
 import { limit } from "../queue/limit.js";
 import type { Size } from "../store/parse-size.js";
 import { importPeer } from "../store/peer.js";
-import { LlamaStateCache, modelFingerprint, type RestoreOutcome } from "./state-cache.js";
+import {
+  LlamaStateCache,
+  type LlamaStateCacheOptions,
+  modelFingerprint,
+  type RestoreOutcome,
+} from "./state-cache.js";
 
 export interface LlamaEngineOptions {
   /** The GGUF file. */
@@ -41,7 +46,7 @@ export interface LlamaEngineOptions {
    * Reuse KV state across prompts that share a prefix: snapshots at prompt boundaries in
    * `directory` (tmpfs for RAM speed), bounded by `capacityBytes`, and each context's live state.
    */
-  stateCache?: { directory: string; capacityBytes: Size; minTokens?: number };
+  stateCache?: Omit<LlamaStateCacheOptions, "fingerprint">;
 }
 
 /** What the last generation reused and evaluated (for tests and metrics). */
