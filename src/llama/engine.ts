@@ -20,7 +20,6 @@ import type {
   Token,
 } from "node-llama-cpp";
 import { limit } from "../queue/limit.js";
-import type { Size } from "../store/parse-size.js";
 import { importPeer } from "../store/peer.js";
 import {
   LlamaStateCache,
