@@ -21,7 +21,10 @@ export interface ServedHandler {
   url: string;
   port: number;
   server: Server;
+  /** Stops at once, cutting open connections. */
   close(): Promise<void>;
+  /** Stops accepting, lets requests in flight finish (up to `timeoutMs`), then closes. */
+  drain(timeoutMs?: number): Promise<void>;
 }
 
 export async function serveFetchHandler(
@@ -46,6 +49,15 @@ export async function serveFetchHandler(
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
+      }),
+    drain: (timeoutMs = 10_000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
       }),
   };
 }

@@ -1,0 +1,110 @@
+/**
+ * Gateway metrics: counters by route and outcome, an upstream latency histogram, time and tokens
+ * saved, entries and bytes; rendered in Prometheus' text format and as JSON for the admin API.
+ */
+
+import type { CachingFetchStats, LlmResult } from "../llm/caching-fetch.js";
+
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class Metrics {
+  readonly requests = new Map<string, number>();
+  readonly #latency = new Array<number>(BUCKETS.length).fill(0);
+  #latencyCount = 0;
+  #latencySum = 0;
+  timeSavedSeconds = 0;
+  tokensSaved = 0;
+  errors = 0;
+  #stats: (() => CachingFetchStats) | undefined;
+
+  attach(stats: () => CachingFetchStats): void {
+    this.#stats = stats;
+  }
+
+  record(result: LlmResult): void {
+    const label = `route="${result.route}",outcome="${result.outcome}"`;
+    this.requests.set(label, (this.requests.get(label) ?? 0) + 1);
+    if (result.outcome === "miss" || result.outcome === "bypass") {
+      const seconds = result.durationMs / 1000;
+      this.#latencyCount++;
+      this.#latencySum += seconds;
+      for (const [i, bound] of BUCKETS.entries())
+        if (seconds <= bound) this.#latency[i] = (this.#latency[i] as number) + 1;
+    }
+    this.timeSavedSeconds += result.savedMs / 1000;
+    this.tokensSaved += result.savedTokens;
+    if (result.status >= 500) this.errors++;
+  }
+
+  snapshot(): Record<string, unknown> {
+    const stats = this.#stats?.();
+    const requests: Record<string, number> = {};
+    for (const [label, count] of this.requests) requests[label] = count;
+    return {
+      requests,
+      hits: stats?.hits ?? 0,
+      misses: stats?.misses ?? 0,
+      coalesced: stats?.coalesced ?? 0,
+      bypassed: stats?.bypassed ?? 0,
+      errors: this.errors + (stats?.errors ?? 0),
+      entries: stats?.entries ?? 0,
+      bytes: stats?.bytes ?? 0,
+      timeSavedSeconds: this.timeSavedSeconds,
+      tokensSaved: this.tokensSaved,
+    };
+  }
+
+  render(): string {
+    const stats = this.#stats?.();
+    const lines: string[] = [];
+    const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, value] of samples)
+        lines.push(`${name}${labels === "" ? "" : `{${labels}}`} ${value}`);
+    };
+    metric("infercache_requests_total", "counter", "Cacheable requests by route and outcome.", [
+      ...this.requests,
+    ]);
+    metric("infercache_hits_total", "counter", "Answers served from the cache.", [
+      ["", stats?.hits ?? 0],
+    ]);
+    metric("infercache_misses_total", "counter", "Answers computed upstream.", [
+      ["", stats?.misses ?? 0],
+    ]);
+    metric(
+      "infercache_coalesced_total",
+      "counter",
+      "Requests that joined an identical one in flight.",
+      [["", stats?.coalesced ?? 0]],
+    );
+    metric("infercache_bypassed_total", "counter", "Requests not cached by policy.", [
+      ["", stats?.bypassed ?? 0],
+    ]);
+    metric("infercache_errors_total", "counter", "Store and upstream errors.", [
+      ["", this.errors + (stats?.errors ?? 0)],
+    ]);
+    metric("infercache_entries", "gauge", "Entries held.", [["", stats?.entries ?? 0]]);
+    metric("infercache_bytes", "gauge", "Bytes held.", [["", stats?.bytes ?? 0]]);
+    metric(
+      "infercache_time_saved_seconds_total",
+      "counter",
+      "Recorded upstream time of answers served from the cache.",
+      [["", this.timeSavedSeconds]],
+    );
+    metric("infercache_tokens_saved_total", "counter", "Tokens of answers served from the cache.", [
+      ["", this.tokensSaved],
+    ]);
+    lines.push(
+      "# HELP infercache_upstream_latency_seconds Time of requests answered upstream.",
+      "# TYPE infercache_upstream_latency_seconds histogram",
+    );
+    for (const [i, bound] of BUCKETS.entries())
+      lines.push(`infercache_upstream_latency_seconds_bucket{le="${bound}"} ${this.#latency[i]}`);
+    lines.push(`infercache_upstream_latency_seconds_bucket{le="+Inf"} ${this.#latencyCount}`);
+    lines.push(
+      `infercache_upstream_latency_seconds_sum ${this.#latencySum}`,
+      `infercache_upstream_latency_seconds_count ${this.#latencyCount}`,
+    );
+    return `${lines.join("\n")}\n`;
+  }
+}

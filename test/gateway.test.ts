@@ -1,0 +1,160 @@
+import { spawn } from "node:child_process";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LlamaEngine } from "../src/llama.js";
+import { type ServedHandler, serveFetchHandler } from "../src/llm.js";
+import { createGateway, type Gateway } from "../src/server.js";
+import { MODEL_PATH } from "./helpers/llama-upstream.js";
+
+let engine: LlamaEngine;
+let gateway: Gateway;
+let served: ServedHandler;
+const ADMIN = "admin-secret-for-tests";
+
+beforeAll(async () => {
+  engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
+  gateway = createGateway({ engine, adminToken: ADMIN, bodyLimitBytes: 64 * 1024 });
+  served = await serveFetchHandler(gateway.handle);
+}, 60_000);
+afterAll(async () => {
+  await served?.close();
+  await engine?.close();
+});
+
+const client = (apiKey = "key-1") =>
+  new OpenAI({ apiKey, baseURL: `${served.url}/v1`, maxRetries: 0 });
+const chat = (content: string) => ({
+  model: "tiny",
+  messages: [{ role: "user" as const, content }],
+  temperature: 0,
+  max_tokens: 8,
+});
+const chats = () => engine.received.filter((r) => r.path.endsWith("/chat/completions")).length;
+
+describe("the gateway with the OpenAI SDK in front of the local engine", () => {
+  it("answers a repeated request from the cache, with its headers", async () => {
+    const before = chats();
+    const miss = await client().chat.completions.create(chat("gateway question")).withResponse();
+    const hit = await client().chat.completions.create(chat("gateway question")).withResponse();
+    expect(miss.response.headers.get("x-infercache")).toBe("miss");
+    expect(hit.response.headers.get("x-infercache")).toBe("hit");
+    expect(hit.data).toEqual(miss.data);
+    expect(chats() - before).toBe(1);
+  });
+
+  it("replays streams", async () => {
+    const request = { ...chat("gateway stream"), stream: true as const };
+    const read = async () => {
+      const { data, response } = await client().chat.completions.create(request).withResponse();
+      let text = "";
+      for await (const chunk of data) text += chunk.choices[0]?.delta.content ?? "";
+      return { text, outcome: response.headers.get("x-infercache") };
+    };
+    const first = await read();
+    const second = await read();
+    expect(second).toEqual({ text: first.text, outcome: "hit" });
+  });
+
+  it("keeps tenants apart by API key", async () => {
+    await client("key-a").chat.completions.create(chat("tenant-specific"));
+    const other = await client("key-b")
+      .chat.completions.create(chat("tenant-specific"))
+      .withResponse();
+    const same = await client("key-a")
+      .chat.completions.create(chat("tenant-specific"))
+      .withResponse();
+    expect(other.response.headers.get("x-infercache")).toBe("miss");
+    expect(same.response.headers.get("x-infercache")).toBe("hit");
+  });
+
+  it("passes other /v1 routes through", async () => {
+    expect((await client().models.list()).data[0]?.id).toBe("tiny");
+  });
+
+  it("requires the admin token, and purges on request", async () => {
+    expect((await fetch(`${served.url}/admin/stats`)).status).toBe(401);
+    expect(
+      (await fetch(`${served.url}/admin/stats`, { headers: { authorization: "Bearer wrong" } }))
+        .status,
+    ).toBe(401);
+    const stats = await fetch(`${served.url}/admin/stats`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(stats.status).toBe(200);
+    const body = (await stats.json()) as { hits: number; entries: number };
+    expect(body.hits).toBeGreaterThan(0);
+    const purge = await fetch(`${served.url}/admin/purge`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(((await purge.json()) as { removed: number }).removed).toBeGreaterThan(0);
+    const after = await client().chat.completions.create(chat("gateway question")).withResponse();
+    expect(after.response.headers.get("x-infercache")).toBe("miss");
+  });
+
+  it("exposes Prometheus metrics and a health check", async () => {
+    const text = await (await fetch(`${served.url}/metrics`)).text();
+    expect(text).toMatch(/# TYPE infercache_requests_total counter/);
+    expect(text).toMatch(/infercache_requests_total\{route="chat",outcome="hit"\} [1-9]/);
+    expect(text).toMatch(/infercache_upstream_latency_seconds_count [1-9]/);
+    expect(text).toMatch(/infercache_time_saved_seconds_total \d/);
+    expect(await (await fetch(`${served.url}/healthz`)).json()).toEqual({ status: "ok" });
+  });
+
+  it("rejects an oversized body with 413 and a clear message", async () => {
+    const response = await fetch(`${served.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(chat("x".repeat(100_000))),
+    });
+    expect(response.status).toBe(413);
+    expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(
+      /limit is 65536/,
+    );
+  });
+
+  it("needs one upstream", () => {
+    expect(() => createGateway({})).toThrow(/exactly one of `upstream`/);
+    expect(() => createGateway({ upstream: "ftp://x" })).toThrow(/http\(s\) base URL/);
+  });
+});
+
+describe("the infercache command", () => {
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+      env: { ...process.env, INFERCACHE_UPSTREAM: "", INFERCACHE_MODEL: "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+
+  it("says what to set when there is nothing to cache", async () => {
+    const child = cli(["serve"]);
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(
+      /--upstream URL \(or INFERCACHE_UPSTREAM\).*\n.*--model PATH \(or INFERCACHE_MODEL\)/,
+    );
+  });
+
+  it("serves the local model, answers, and drains on SIGTERM", async () => {
+    const child = cli(["serve", "--model", MODEL_PATH, "--port", "0", "--store", "memory"]);
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /listening on (http:\/\/[^\s]+)\/v1/.exec(out);
+        if (match) resolve(match[1] as string);
+      });
+      child.once("exit", (code) => reject(new Error(`exited with ${code}`)));
+    });
+    const openai = new OpenAI({ apiKey: "k", baseURL: `${url}/v1`, maxRetries: 0 });
+    await openai.chat.completions.create(chat("from the command"));
+    const hit = await openai.chat.completions.create(chat("from the command")).withResponse();
+    expect(hit.response.headers.get("x-infercache")).toBe("hit");
+    child.kill("SIGTERM");
+    expect(await new Promise((resolve) => child.once("exit", resolve))).toBe(0);
+  }, 60_000);
+});
