@@ -2,16 +2,7 @@ import { describe, expect, it } from "vitest";
 import { cache, currentSignal } from "../src/index.js";
 import { AsyncStore } from "./helpers/async-store.js";
 import { collect } from "./helpers/collect.js";
-
-function deferred<T = void>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { deferred } from "./helpers/deferred.js";
 
 describe("single-flight for async functions", () => {
   it("runs N identical concurrent calls once and gives all the result", async () => {
