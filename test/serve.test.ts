@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Cache, cache, createQueue } from "../src/index.js";
+import { type ServedApp, serve } from "../src/server.js";
+import { deferred } from "./helpers/deferred.js";
+
+const queue = createQueue({ maxSize: 1 });
+const gate = deferred();
+let computed = 0;
+const classify = cache(
+  async (pixels: Float32Array) => {
+    computed++;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    return { label: pixels[0] === 1 ? "cat" : "dog", scores: new Float32Array([0.9, 0.1]) };
+  },
+  { queue },
+);
+const slow = cache(
+  async (x: number) => {
+    if (x !== 0) await gate.promise;
+    return x;
+  },
+  { queue: createQueue({ maxSize: 1 }) },
+);
+const stream = cache(async function* (text: string) {
+  for (const word of text.split(" ")) yield word;
+});
+const retrieval = new Cache<{ passages: string[] }>();
+const draft = async (question: string, tone: string) => {
+  const hit = await retrieval.get(question);
+  const passages = hit?.passages ?? [`about ${question}`];
+  if (hit === undefined) await retrieval.set(question, { passages });
+  return `${passages[0]} (${tone})`;
+};
+const perSession = cache(async (x: number) => ({ x, computed: ++computed }), { perSession: true });
+
+let app: ServedApp;
+beforeAll(async () => {
+  app = await serve({
+    functions: { classify, slow, stream, draft, perSession },
+    bodyLimitBytes: 16 * 1024,
+  });
+});
+afterAll(async () => {
+  gate.resolve();
+  await app?.close();
+});
+
+const call = (name: string, args: unknown[], headers: Record<string, string> = {}) =>
+  fetch(`${app.url}/call/${name}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ args }),
+  });
+const image = (first: number) => ({
+  $binary: Buffer.from(new Float32Array([first, 0, 0]).buffer).toString("base64"),
+  type: "Float32Array",
+});
+
+describe("serve({ functions })", () => {
+  it("answers calls, says hit or miss, and shows the compute time a hit saved", async () => {
+    const miss = await call("classify", [image(1)]);
+    expect(miss.headers.get("x-infercache")).toBe("miss");
+    const hit = await call("classify", [image(1)]);
+    expect(hit.headers.get("x-infercache")).toBe("hit");
+    expect(hit.headers.get("server-timing")).toMatch(/compute;desc="from cache: ~0\.0 s";dur=\d/);
+    const body = (await hit.json()) as {
+      result: { label: string; scores: { $binary: string; type: string } };
+    };
+    expect(body.result.label).toBe("cat");
+    expect(body.result.scores.type).toBe("Float32Array");
+    const bytes = new Uint8Array(Buffer.from(body.result.scores.$binary, "base64"));
+    expect(new Float32Array(bytes.buffer)[0]).toBeCloseTo(0.9);
+  });
+
+  it("marks a function that used a cache inside as partial", async () => {
+    await call("draft", ["what is caching", "formal"]);
+    const second = await call("draft", ["what is caching", "casual"]);
+    expect(second.headers.get("x-infercache")).toBe("partial");
+    expect(((await second.json()) as { result: string }).result).toBe(
+      "about what is caching (casual)",
+    );
+  });
+
+  it("streams a generator's yields as events, then completes", async () => {
+    const response = await call("stream", ["hello cached world"], { accept: "text/event-stream" });
+    expect(response.headers.get("content-type")).toContain("text/event-stream");
+    const text = await response.text();
+    const events = [...text.matchAll(/event: (\w+)\ndata: (.*)\n\n/g)].map((m) => [
+      m[1],
+      JSON.parse(m[2] as string),
+    ]);
+    expect(events.filter(([name]) => name === "yield").map(([, data]) => data)).toEqual([
+      "hello",
+      "cached",
+      "world",
+    ]);
+    expect(events.at(-1)?.[0]).toBe("complete");
+  });
+
+  it("answers 503 on a full queue while hits still answer", async () => {
+    expect(((await (await call("slow", [0])).json()) as { result: number }).result).toBe(0);
+    const running = call("slow", [1]);
+    const waiting = call("slow", [2]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const full = await call("slow", [3]);
+    expect(full.status).toBe(503);
+    expect(((await full.json()) as { error: { message: string } }).error.message).toBe(
+      "Queue is full: max size is 1 and 1 are waiting",
+    );
+    const hit = await call("slow", [0]);
+    expect(hit.status).toBe(200);
+    expect(hit.headers.get("x-infercache")).toBe("hit");
+    gate.resolve();
+    expect((await running).status).toBe(200);
+    expect((await waiting).status).toBe(200);
+  });
+
+  it("drops a session's entries when its event stream disconnects", async () => {
+    const controller = new AbortController();
+    const events = await fetch(`${app.url}/session/events`, {
+      headers: { "x-session-id": "s1" },
+      signal: controller.signal,
+    });
+    const reader = (events.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('"session":"s1"');
+    const first = (await (await call("perSession", [7], { "x-session-id": "s1" })).json()) as {
+      result: { computed: number };
+    };
+    const again = await call("perSession", [7], { "x-session-id": "s1" });
+    expect(again.headers.get("x-infercache")).toBe("hit");
+    const elsewhere = await call("perSession", [7], { "x-session-id": "s2" });
+    expect(elsewhere.headers.get("x-infercache")).toBe("miss");
+    controller.abort();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = (await (await call("perSession", [7], { "x-session-id": "s1" })).json()) as {
+      result: { computed: number };
+    };
+    expect(after.result.computed).toBeGreaterThan(first.result.computed);
+  });
+
+  it("answers bad input with a 4xx that says what is wrong", async () => {
+    const unknown = await call("nope", []);
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toMatch(
+      /no function `nope`; available: classify/,
+    );
+    const noArgs = await fetch(`${app.url}/call/classify`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(noArgs.status).toBe(400);
+    const big = await call("classify", ["x".repeat(40_000)]);
+    expect(big.status).toBe(413);
+    const badBinary = await call("classify", [{ $binary: "AAAA", type: "Float33Array" }]);
+    expect(badBinary.status).toBe(400);
+    expect(computed).toBeGreaterThan(0);
+  });
+});
