@@ -7,8 +7,8 @@
  * - Tenants: by default entries are partitioned by a keyed hash (HMAC-SHA-256) of the
  *   `Authorization` header, so one API key never reads another's answers; `sharedCache` turns
  *   that off. Authorization headers and bodies are never logged or echoed.
- * - `/healthz`, `/metrics` (Prometheus text), and an admin API behind a bearer token
- *   (`/admin/stats`, `POST /admin/purge`).
+ * - `/healthz`, `/metrics` (Prometheus text), an admin API behind a bearer token
+ *   (`/admin/stats`, `POST /admin/purge`), and a dashboard at `/` fed by `/events` (SSE).
  * - Limits: request bodies over `bodyLimitBytes` get 413; an upstream that does not answer within
  *   `upstreamTimeoutMs` gets 504.
  */
@@ -16,6 +16,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { type CachingFetch, cachingFetch, type LlmResult } from "../llm/caching-fetch.js";
 import type { Store } from "../store/store.js";
+import { DASHBOARD_HTML, DashboardFeed } from "./dashboard.js";
 import { Metrics } from "./metrics.js";
 
 export interface GatewayOptions {
@@ -61,6 +62,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const timeoutMs = options.upstreamTimeoutMs ?? 120_000;
   const secret = options.tenantSecret ?? randomBytes(32).toString("hex");
   const metrics = new Metrics();
+  const feed = new DashboardFeed();
   const engine = options.engine;
   const upstream = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const signal = AbortSignal.any([
@@ -82,7 +84,10 @@ export function createGateway(options: GatewayOptions): Gateway {
           : createHmac("sha256", secret).update(authorization).digest("hex");
       },
     }),
-    onResult: (result: LlmResult) => metrics.record(result),
+    onResult: (result: LlmResult) => {
+      metrics.record(result);
+      feed.record(result);
+    },
   });
   metrics.attach(() => fetchThrough.cache.stats());
 
@@ -90,6 +95,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     const url = new URL(request.url);
     const path = url.pathname;
     if (path === "/healthz") return json({ status: "ok" });
+    if (path === "/" && request.method === "GET") {
+      return new Response(DASHBOARD_HTML, {
+        headers: { "content-type": "text/html; charset=utf-8" },
+      });
+    }
+    if (path === "/events" && request.method === "GET")
+      return feed.stream(() => metrics.snapshot());
     if (path === "/metrics")
       return new Response(metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4" },

@@ -1,0 +1,198 @@
+/**
+ * The gateway's dashboard: one self-contained HTML page (no build step) that follows `/events`
+ * (server-sent events) and shows the hit rate, requests, time and tokens saved, cache size, and
+ * the recent requests with their badge — "⚡ from cache: ~2.1 s → 0.002 s", "used cache", or miss.
+ * User content (model names) is only ever set as text, never as HTML.
+ */
+
+import type { LlmResult } from "../llm/caching-fetch.js";
+
+export interface DashboardEvent {
+  at: number;
+  route: string;
+  model: string | undefined;
+  outcome: string;
+  status: number;
+  durationMs: number;
+  savedMs: number;
+  savedTokens: number;
+}
+
+/** Keeps the recent requests and pushes each new one to the open event streams. */
+export class DashboardFeed {
+  readonly recent: DashboardEvent[] = [];
+  readonly #listeners = new Set<(event: DashboardEvent) => void>();
+  readonly #keep: number;
+
+  constructor(keep = 50) {
+    this.#keep = keep;
+  }
+
+  record(result: LlmResult): void {
+    const event: DashboardEvent = {
+      at: Date.now(),
+      route: result.route,
+      model: result.model,
+      outcome: result.outcome,
+      status: result.status,
+      durationMs: result.durationMs,
+      savedMs: result.savedMs,
+      savedTokens: result.savedTokens,
+    };
+    this.recent.push(event);
+    if (this.recent.length > this.#keep) this.recent.shift();
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  /** An SSE response: a snapshot first, then every request, then stats every second. */
+  stream(snapshot: () => unknown): Response {
+    const encoder = new TextEncoder();
+    let cleanup = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const send = (event: string, data: unknown) =>
+          controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+        send("snapshot", { stats: snapshot(), recent: this.recent });
+        const listener = (event: DashboardEvent) => send("request", event);
+        this.#listeners.add(listener);
+        const timer = setInterval(() => send("stats", snapshot()), 1000);
+        cleanup = () => {
+          clearInterval(timer);
+          this.#listeners.delete(listener);
+        };
+      },
+      cancel: () => cleanup(),
+    });
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  }
+}
+
+export const DASHBOARD_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>infercache</title>
+<style>
+  :root { --bg: #0f1117; --panel: #171a23; --line: #262b38; --text: #e6e8ee; --muted: #8b93a7; --hit: #3ddc97; --partial: #f5c451; --miss: #8b93a7; --bad: #ff6b6b; }
+  * { box-sizing: border-box; }
+  body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; background: var(--bg); color: var(--text); }
+  header { display: flex; align-items: baseline; gap: 12px; padding: 20px 28px 8px; }
+  header h1 { font-size: 20px; margin: 0; letter-spacing: 0.2px; }
+  header .status { color: var(--muted); font-size: 13px; }
+  main { padding: 8px 28px 28px; display: grid; gap: 18px; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; }
+  .card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; }
+  .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: 0.6px; }
+  .card .value { font-size: 26px; font-weight: 600; margin-top: 4px; font-variant-numeric: tabular-nums; }
+  section { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; }
+  section h2 { margin: 0 0 10px; font-size: 14px; color: var(--muted); font-weight: 600; }
+  table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+  th, td { text-align: left; padding: 7px 8px; border-top: 1px solid var(--line); white-space: nowrap; }
+  th { color: var(--muted); font-weight: 500; font-size: 12px; border-top: none; }
+  td.model { max-width: 280px; overflow: hidden; text-overflow: ellipsis; }
+  .badge { display: inline-block; padding: 2px 8px; border-radius: 999px; font-size: 12px; font-weight: 600; }
+  .badge.hit, .badge.coalesced { background: rgba(61, 220, 151, 0.14); color: var(--hit); }
+  .badge.partial { background: rgba(245, 196, 81, 0.14); color: var(--partial); }
+  .badge.miss, .badge.bypass { background: rgba(139, 147, 167, 0.14); color: var(--miss); }
+  .badge.error { background: rgba(255, 107, 107, 0.14); color: var(--bad); }
+  form { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
+  input { background: var(--bg); color: var(--text); border: 1px solid var(--line); border-radius: 6px; padding: 7px 10px; font: inherit; }
+  button { background: #2d6cdf; color: white; border: 0; border-radius: 6px; padding: 8px 14px; font: inherit; cursor: pointer; }
+  #purge-result { color: var(--muted); }
+  .empty { color: var(--muted); padding: 10px 8px; }
+</style>
+</head>
+<body>
+<header><h1>⚡ infercache</h1><span class="status" id="status">connecting…</span></header>
+<main>
+  <div class="cards">
+    <div class="card"><div class="label">Hit rate</div><div class="value" id="hit-rate">–</div></div>
+    <div class="card"><div class="label">Requests</div><div class="value" id="requests">0</div></div>
+    <div class="card"><div class="label">Time saved</div><div class="value" id="time-saved">0 s</div></div>
+    <div class="card"><div class="label">Tokens saved</div><div class="value" id="tokens-saved">0</div></div>
+    <div class="card"><div class="label">Cache</div><div class="value" id="cache-size">0</div></div>
+  </div>
+  <section>
+    <h2>Recent requests</h2>
+    <table><thead><tr><th>When</th><th>Route</th><th>Model</th><th>Result</th><th>Time</th></tr></thead>
+    <tbody id="recent"><tr><td class="empty" colspan="5">No requests yet.</td></tr></tbody></table>
+  </section>
+  <section>
+    <h2>Purge (admin)</h2>
+    <form id="purge">
+      <input id="token" type="password" placeholder="Admin token" autocomplete="off">
+      <input id="namespace" placeholder="Namespace (default: all of the gateway's)">
+      <button type="submit">Purge</button>
+      <span id="purge-result"></span>
+    </form>
+  </section>
+</main>
+<script>
+  const $ = (id) => document.getElementById(id);
+  const seconds = (ms) => (ms >= 1000 ? (ms / 1000).toFixed(1) + " s" : (ms / 1000).toFixed(3) + " s");
+  const bytes = (n) => (n > 1048576 ? (n / 1048576).toFixed(1) + " MiB" : n > 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B");
+  function badge(event) {
+    if (event.status >= 400) return ["error", "error " + event.status];
+    if (event.outcome === "hit" || event.outcome === "coalesced") return ["hit", "⚡ from cache: ~" + seconds(event.savedMs) + " → " + seconds(event.durationMs)];
+    if (event.outcome === "partial") return ["partial", "used cache"];
+    return [event.outcome, event.outcome];
+  }
+  function row(event) {
+    const tr = document.createElement("tr");
+    const cells = [new Date(event.at).toLocaleTimeString(), event.route, event.model || "–"];
+    for (const [i, text] of cells.entries()) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (i === 2) td.className = "model";
+      tr.append(td);
+    }
+    const [kind, label] = badge(event);
+    const td = document.createElement("td");
+    const span = document.createElement("span");
+    span.className = "badge " + kind;
+    span.textContent = label;
+    td.append(span);
+    const time = document.createElement("td");
+    time.textContent = seconds(event.durationMs);
+    tr.append(td, time);
+    return tr;
+  }
+  function add(event) {
+    const body = $("recent");
+    if (body.querySelector(".empty")) body.textContent = "";
+    body.prepend(row(event));
+    while (body.children.length > 50) body.lastElementChild.remove();
+  }
+  function stats(s) {
+    const served = s.hits + s.coalesced;
+    const total = served + s.misses;
+    $("hit-rate").textContent = total === 0 ? "–" : Math.round((100 * served) / total) + "%";
+    $("requests").textContent = String(total + s.bypassed);
+    $("time-saved").textContent = seconds(s.timeSavedSeconds * 1000);
+    $("tokens-saved").textContent = String(s.tokensSaved);
+    $("cache-size").textContent = s.entries + " · " + bytes(s.bytes);
+  }
+  const source = new EventSource("/events");
+  source.addEventListener("open", () => { $("status").textContent = "live"; });
+  source.addEventListener("error", () => { $("status").textContent = "reconnecting…"; });
+  source.addEventListener("snapshot", (e) => { const data = JSON.parse(e.data); stats(data.stats); for (const event of data.recent) add(event); });
+  source.addEventListener("stats", (e) => stats(JSON.parse(e.data)));
+  source.addEventListener("request", (e) => add(JSON.parse(e.data)));
+  $("purge").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const namespace = $("namespace").value.trim();
+    const response = await fetch("/admin/purge", {
+      method: "POST",
+      headers: { authorization: "Bearer " + $("token").value, "content-type": "application/json" },
+      body: JSON.stringify(namespace === "" ? {} : { namespace }),
+    });
+    const body = await response.json();
+    $("purge-result").textContent = response.ok ? "removed " + body.removed + " entries" : body.error.message;
+  });
+</script>
+</body>
+</html>
+`;
