@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
+import type { GatewayRow } from "./gateway.js";
 import { hashThroughput } from "./hash.js";
 import { asyncHits, syncHits, workingSetHits } from "./hits.js";
 import type { LlmBenchRow } from "./llm.js";
@@ -233,6 +234,25 @@ check(
   `${(accountedRatio * 100).toFixed(0)}% of measured`,
 );
 
+console.log("gateway under load (autocannon)…");
+const gatewayRows = JSON.parse(
+  execFileSync(process.execPath, ["--import", "tsx", "bench/gateway-main.ts"], {
+    encoding: "utf8",
+  }),
+) as GatewayRow[];
+const gatewayHit = gatewayRows[0] as GatewayRow;
+const bareRoute = gatewayRows[1] as GatewayRow;
+check(
+  "Gateway cache hits >= 10k req/s at 50 connections",
+  gatewayHit.requestsPerSec >= 10_000,
+  `${Math.round(gatewayHit.requestsPerSec).toLocaleString("en-US")} req/s (${((100 * gatewayHit.requestsPerSec) / bareRoute.requestsPerSec).toFixed(0)}% of a bare Fastify route)`,
+);
+check(
+  "Gateway cache hit p99 < 10 ms at 50 connections",
+  gatewayHit.p99Ms < 10,
+  `p99 ${gatewayHit.p99Ms} ms`,
+);
+
 const opsTable = (rows: OpsRow[]) =>
   [
     "| operation | ops/s | median latency |",
@@ -386,6 +406,20 @@ state comes from a snapshot file); median of 5, streaming, time to the first chu
 | | prompt tokens | cached tokens | time to first token |
 |---|---:|---:|---:|
 ${prefixRun.ttft.map((r) => `| ${r.label} | ${r.promptTokens} | ${r.cachedTokens} | ${r.ttftMs.toFixed(1)} ms |`).join("\n")}
+
+## Gateway cache hits under load
+
+autocannon, 50 connections, 5 s, POST of one primed chat completion (every request a hit) to
+\`infercache serve\`'s handler on loopback, and to a bare Fastify route returning the same bytes
+(the HTTP stack's limit). Own process; autocannon shares the 2 cores with the server.
+
+| | req/s | p50 | p99 | errors |
+|---|---:|---:|---:|---:|
+${gatewayRows.map((r) => `| ${r.label} | ${Math.round(r.requestsPerSec).toLocaleString("en-US")} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.errors} |`).join("\n")}
+
+The gap is the per-request conversion through Web \`Request\`/\`Response\` objects (node:http to
+Request, the caching fetch's own Request, then Response back to node:http); a native fast path for
+hits is the next step (issue 7).
 
 ## Cache hits while the queue is full
 
