@@ -124,6 +124,8 @@ const ROUTES: [suffix: string, route: LlmResult["route"]][] = [
   ["/embeddings", "embeddings"],
 ];
 
+const decoder = new TextDecoder();
+
 export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
   return new CachingFetcher(options).fetch;
 }
@@ -182,7 +184,14 @@ class CachingFetcher {
     let text: string;
     let body: Json;
     try {
-      text = await request.clone().text();
+      // A body given as a string or bytes is read as it is; only a stream needs a clone.
+      const given = init?.body;
+      text =
+        typeof given === "string"
+          ? given
+          : given instanceof ArrayBuffer || ArrayBuffer.isView(given)
+            ? decoder.decode(given)
+            : await request.clone().text();
       const parsed = JSON.parse(text) as unknown;
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
         return this.#upstream(input, init);

@@ -5,7 +5,6 @@
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { Readable } from "node:stream";
 
 export type FetchHandler = (request: Request) => Promise<Response>;
 
@@ -79,14 +78,21 @@ async function respond(
     }
     const method = incoming.method ?? "GET";
     const hasBody = method !== "GET" && method !== "HEAD";
+    // Buffer the body: a Web stream wrapped around the socket costs more than the bytes do.
+    let body: Buffer | undefined;
+    if (hasBody) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of incoming) chunks.push(chunk as Buffer);
+      body = Buffer.concat(chunks);
+    }
     const request = new Request(
       `http://${incoming.headers.host ?? "localhost"}${incoming.url ?? "/"}`,
       {
         method,
         headers,
         signal: controller.signal,
-        ...(hasBody && { body: Readable.toWeb(incoming) as ReadableStream, duplex: "half" }),
-      } as RequestInit,
+        ...(body !== undefined && { body }),
+      },
     );
     const response = await handler(request);
     outgoing.statusCode = response.status;
