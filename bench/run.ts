@@ -216,11 +216,11 @@ check(
   `${Math.round(at10k.speedup)}x`,
 );
 const treeTimes = lookups.map((r) => r.treeUs);
-const flat = Math.max(...treeTimes) / Math.min(...treeTimes);
+const lookupGrowth = (treeTimes[2] as number) / (treeTimes[0] as number);
 check(
-  "PrefixCache lookup time independent of N (1k to 100k)",
-  flat < 3,
-  `${treeTimes.map((t) => `${t.toFixed(1)} µs`).join(" / ")}`,
+  "PrefixCache lookup time independent of N (100k vs 1k entries; the scan grows ~100x)",
+  lookupGrowth <= 2,
+  `${treeTimes.map((t) => `${t.toFixed(1)} µs`).join(" / ")} (x${lookupGrowth.toFixed(2)})`,
 );
 const prefixRun = JSON.parse(
   execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/prefix-main.ts"], {
