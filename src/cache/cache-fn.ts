@@ -390,7 +390,7 @@ class Engine {
     const written =
       storable === undefined
         ? undefined
-        : core.write(key, scope, core.entry(storable.value, computeMs));
+        : pending(core.write(key, scope, core.entry(storable.value, computeMs)));
     return { result, written };
   }
 
@@ -530,7 +530,9 @@ class Engine {
         const computeMs = performance.now() - started;
         const vetoed =
           this.#shouldCache !== undefined && !this.#shouldCache(record.yields as never);
-        const written = vetoed ? undefined : core.write(key, scope, core.entry(record, computeMs));
+        const written = vetoed
+          ? undefined
+          : pending(core.write(key, scope, core.entry(record, computeMs)));
         const finished = () => {
           if (core.flights.get(id) === flight) core.flights.delete(id);
         };
@@ -681,6 +683,11 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** A write still under way (asynchronous stores), for callers that wait for it to land. */
+function pending(write: boolean | Promise<boolean>): Promise<void> | undefined {
+  return write instanceof Promise ? write.then(() => undefined) : undefined;
 }
 
 function copyIfPossible<T>(value: T): T {

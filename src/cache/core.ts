@@ -281,30 +281,37 @@ export class CacheCore implements SessionHolder {
     return entry;
   }
 
-  /** Writes an entry; synchronous for in-process stores. Never throws. */
-  write(key: string, scope: Scope, entry: Entry): undefined | Promise<void> {
+  /**
+   * Writes an entry and says whether it was stored; synchronous for in-process stores. Never
+   * throws: a store failure is counted and reads as not stored.
+   */
+  write(key: string, scope: Scope, entry: Entry): boolean | Promise<boolean> {
     const sync = this.sync;
     if (sync !== undefined) {
       try {
-        this.#written(key, scope, entry, sync.setSync(key, scope, entry));
+        return this.#written(key, scope, entry, sync.setSync(key, scope, entry));
       } catch (error) {
         this.fail("set", error);
+        return false;
       }
-      return undefined;
     }
     return this.store.set(key, scope, entry).then(
       (outcome) => this.#written(key, scope, entry, outcome),
-      (error: unknown) => this.fail("set", error),
+      (error: unknown) => {
+        this.fail("set", error);
+        return false;
+      },
     );
   }
 
-  #written(key: string, scope: Scope, entry: Entry, outcome: SetOutcome): void {
+  /** Counts and reports a write; true when the entry was stored. */
+  #written(key: string, scope: Scope, entry: Entry, outcome: SetOutcome): boolean {
     if (outcome === "stored") {
       this.counters.sets++;
       if (this.events.has("set")) {
         this.events.emit("set", { key, session: scope.session, computeMs: entry.computeMs });
       }
-      return;
+      return true;
     }
     this.warn(
       key,
@@ -314,6 +321,7 @@ export class CacheCore implements SessionHolder {
         ? "the result is larger than the cache's memory budget; it was returned but not cached"
         : "the result has a part that cannot be serialized for this store (a class instance or a function); it was returned but not cached",
     );
+    return false;
   }
 
   warn(key: string, scope: Scope, reason: WarningReason, message: string): void {

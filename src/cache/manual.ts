@@ -207,9 +207,7 @@ export class Cache<F extends object = Record<string, unknown>> {
     // Keep our own copy of a token array: the caller may reuse its array.
     const rawKey = isTokenArray(key) ? (key as number[] | Uint32Array).slice() : key;
     const value = core.clone ? snapshot(fields, "fields") : fields;
-    const before = core.counters.sets;
-    await core.write(storeKey, scope, core.entry(value, computeMs, rawKey, ttl));
-    const stored = core.counters.sets > before;
+    const stored = await core.write(storeKey, scope, core.entry(value, computeMs, rawKey, ttl));
     if (stored) this.#index(scope, storeKey, rawKey);
     else this.#unindex(scope, storeKey, rawKey);
     return stored;
