@@ -112,12 +112,12 @@ export class PrefixCache<V> {
   set(tokens: Sequence, value: V, options: PrefixSetOptions = {}): boolean {
     const namespace = options.namespace ?? DEFAULT_NAMESPACE;
     const bytes = entryBytes(tokens, value, options.bytes);
-    const tree = this.#tree(namespace, true) as RadixTree<Node<V>>;
-    const existing = tree.get(tokens);
     if (bytes > this.capacityBytes) {
       this.#events.emit("evict", { namespace, key: tokens, value, bytes, reason: "refused" });
       return false;
     }
+    const tree = this.#tree(namespace, true) as RadixTree<Node<V>>;
+    const existing = tree.get(tokens);
     let node: Node<V>;
     if (existing !== undefined) {
       this.#bytes += bytes - existing.bytes;
@@ -147,8 +147,7 @@ export class PrefixCache<V> {
     const fits = this.#makeRoom();
     node.pins--;
     if (!fits) {
-      this.#remove(node);
-      this.#events.emit("evict", { namespace, key: node.key, value, bytes, reason: "refused" });
+      this.#drop(node, "refused");
       return false;
     }
     return true;
@@ -195,14 +194,7 @@ export class PrefixCache<V> {
     const namespace = options.namespace ?? DEFAULT_NAMESPACE;
     const node = this.#tree(namespace, false)?.get(tokens);
     if (node === undefined) return false;
-    this.#remove(node);
-    this.#events.emit("evict", {
-      namespace,
-      key: node.key,
-      value: node.value,
-      bytes: node.bytes,
-      reason: "deleted",
-    });
+    this.#drop(node, "deleted");
     return true;
   }
 
@@ -210,16 +202,7 @@ export class PrefixCache<V> {
   clear(namespace?: string): void {
     for (let node = this.#head; node !== undefined; ) {
       const next = node.next;
-      if (namespace === undefined || node.namespace === namespace) {
-        this.#remove(node);
-        this.#events.emit("evict", {
-          namespace: node.namespace,
-          key: node.key,
-          value: node.value,
-          bytes: node.bytes,
-          reason: "cleared",
-        });
-      }
+      if (namespace === undefined || node.namespace === namespace) this.#drop(node, "cleared");
       node = next;
     }
   }
@@ -236,16 +219,21 @@ export class PrefixCache<V> {
     while (this.#bytes > this.capacityBytes) {
       const victim = this.#victim();
       if (victim === undefined) return false;
-      this.#remove(victim);
-      this.#events.emit("evict", {
-        namespace: victim.namespace,
-        key: victim.key,
-        value: victim.value,
-        bytes: victim.bytes,
-        reason: "capacity",
-      });
+      this.#drop(victim, "capacity");
     }
     return true;
+  }
+
+  /** Removes an entry and tells listeners why. */
+  #drop(node: Node<V>, reason: PrefixCacheEvents<V>["evict"]["reason"]): void {
+    this.#remove(node);
+    this.#events.emit("evict", {
+      namespace: node.namespace,
+      key: node.key,
+      value: node.value,
+      bytes: node.bytes,
+      reason,
+    });
   }
 
   #victim(): Node<V> | undefined {
