@@ -3,10 +3,10 @@
  * chat completion, so every request is a hit) and against a bare Fastify route returning the same
  * bytes (the limit of the HTTP stack). Reports req/s and latency percentiles.
  */
-import autocannon from "autocannon";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import Fastify from "fastify";
 import { LlamaEngine } from "../src/llama.js";
-import { serveFetchHandler } from "../src/llm.js";
 import { createGateway } from "../src/server.js";
 import { MODEL_PATH } from "../test/helpers/llama-upstream.js";
 
@@ -18,30 +18,31 @@ export interface GatewayRow {
   errors: number;
 }
 
+/** Runs autocannon in its own process, so the load generator does not share the server's loop. */
 async function load(
   url: string,
   body: string,
   seconds: number,
 ): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
-  const result = await autocannon({
-    url,
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer bench" },
-    body,
-    connections: 50,
-    duration: seconds,
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL("./load.ts", import.meta.url)), url, String(seconds)],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  child.stdin.end(body);
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    out += chunk.toString();
   });
-  return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.non2xx,
-  };
+  const code = await new Promise((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`the load generator exited with ${String(code)}`);
+  return JSON.parse(out) as { rps: number; p50: number; p99: number; errors: number };
 }
 
 export async function gatewayBench(seconds = 5): Promise<GatewayRow[]> {
   const engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
-  const served = await serveFetchHandler(createGateway({ engine }).handle);
+  const gateway = createGateway({ engine });
+  const served = { url: await gateway.listen(), close: () => gateway.close() };
   const body = JSON.stringify({
     model: "tiny",
     messages: [{ role: "user", content: "benchmark" }],

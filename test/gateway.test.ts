@@ -4,20 +4,21 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaEngine } from "../src/llama.js";
 import { type ServedHandler, serveFetchHandler } from "../src/llm.js";
 import { createGateway, type Gateway } from "../src/server.js";
-import { MODEL_PATH } from "./helpers/llama-upstream.js";
+import { MemoryStore } from "../src/store/memory.js";
+import { MODEL_PATH, startUpstream, type Upstream } from "./helpers/llama-upstream.js";
 
 let engine: LlamaEngine;
 let gateway: Gateway;
-let served: ServedHandler;
+let served: { url: string };
 const ADMIN = "admin-secret-for-tests";
 
 beforeAll(async () => {
   engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
   gateway = createGateway({ engine, adminToken: ADMIN, bodyLimitBytes: 64 * 1024 });
-  served = await serveFetchHandler(gateway.handle);
+  served = { url: await gateway.listen() };
 }, 60_000);
 afterAll(async () => {
-  await served?.close();
+  await gateway?.close();
   await engine?.close();
 });
 
@@ -113,9 +114,126 @@ describe("the gateway with the OpenAI SDK in front of the local engine", () => {
     );
   });
 
+  it("deletes one entry by its key through the admin API", async () => {
+    const first = await client().chat.completions.create(chat("delete me")).withResponse();
+    const key = first.response.headers.get("x-infercache-key");
+    expect(key).toMatch(/^[0-9a-f]{16,}/);
+    const hit = await client().chat.completions.create(chat("delete me")).withResponse();
+    expect(hit.response.headers.get("x-infercache")).toBe("hit");
+    const unauthorized = await fetch(`${served.url}/admin/entries/${key}`, { method: "DELETE" });
+    expect(unauthorized.status).toBe(401);
+    const deleted = await fetch(`${served.url}/admin/entries/${key}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(await deleted.json()).toEqual({ deleted: true });
+    const after = await client().chat.completions.create(chat("delete me")).withResponse();
+    expect(after.response.headers.get("x-infercache")).toBe("miss");
+  });
+
+  it("keeps a session's entries to itself and drops them when its event stream disconnects", async () => {
+    const store = gateway.fetch.cache.store;
+    const session = `session-${Date.now()}`;
+    const inSession = new OpenAI({
+      apiKey: "key-1",
+      baseURL: `${served.url}/v1`,
+      maxRetries: 0,
+      defaultHeaders: { "x-session-id": session },
+    });
+    const events = new AbortController();
+    const stream = await fetch(`${served.url}/session/events`, {
+      headers: { "x-session-id": session },
+      signal: events.signal,
+    });
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain(session);
+
+    const miss = await inSession.chat.completions.create(chat("private")).withResponse();
+    const hit = await inSession.chat.completions.create(chat("private")).withResponse();
+    const outside = await client().chat.completions.create(chat("private")).withResponse();
+    expect(miss.response.headers.get("x-infercache")).toBe("miss");
+    expect(hit.response.headers.get("x-infercache")).toBe("hit");
+    expect(outside.response.headers.get("x-infercache")).toBe("miss");
+    expect(await store.size({ session })).toBe(1);
+
+    events.abort();
+    const deadline = Date.now() + 5000;
+    while ((await store.size({ session })) > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await store.size({ session })).toBe(0);
+    // The shared entry made by the call outside the session is still there.
+    const shared = await client().chat.completions.create(chat("private")).withResponse();
+    expect(shared.response.headers.get("x-infercache")).toBe("hit");
+    const again = await inSession.chat.completions.create(chat("private")).withResponse();
+    expect(again.response.headers.get("x-infercache")).toBe("miss");
+  });
+
+  it("answers through the fetch-style handler too", async () => {
+    const other: ServedHandler = await serveFetchHandler(gateway.handle);
+    try {
+      const openai = new OpenAI({ apiKey: "key-1", baseURL: `${other.url}/v1`, maxRetries: 0 });
+      const answer = await openai.chat.completions.create(chat("gateway question")).withResponse();
+      expect(answer.response.headers.get("x-infercache")).toBe("hit");
+    } finally {
+      await other.close();
+    }
+  });
+
   it("needs one upstream", () => {
     expect(() => createGateway({})).toThrow(/exactly one of `upstream`/);
     expect(() => createGateway({ upstream: "ftp://x" })).toThrow(/http\(s\) base URL/);
+  });
+});
+
+describe("the gateway's upstream queue", () => {
+  let upstream: Upstream;
+  let queued: Gateway;
+  let url: string;
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    queued = createGateway({
+      upstream: upstream.baseURL,
+      store: new MemoryStore({ maxSize: 100 }),
+      concurrency: 1,
+      maxQueue: 1,
+    });
+    url = await queued.listen();
+  }, 60_000);
+  afterAll(async () => {
+    await queued?.close();
+    await upstream?.close();
+  });
+
+  it("answers 503 when the queue is full, while hits still answer", async () => {
+    const openai = new OpenAI({ apiKey: "k", baseURL: `${url}/v1`, maxRetries: 0 });
+    await openai.chat.completions.create(chat("cached before the rush"));
+    let open!: () => void;
+    upstream.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const arrived = upstream.arrived;
+    const running = openai.chat.completions.create(chat("slow one")).withResponse();
+    while (upstream.arrived === arrived) await new Promise((resolve) => setTimeout(resolve, 5));
+    const waiting = openai.chat.completions.create(chat("slow two")).withResponse();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const rejected = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer k" },
+      body: JSON.stringify(chat("slow three")),
+    });
+    expect(rejected.status).toBe(503);
+    expect(((await rejected.json()) as { error: { message: string } }).error.message).toMatch(
+      /Queue is full: max size is 1 and 1 are waiting/,
+    );
+    const hit = await openai.chat.completions.create(chat("cached before the rush")).withResponse();
+    expect(hit.response.headers.get("x-infercache")).toBe("hit");
+    expect(upstream.arrived).toBe(arrived + 1);
+    open();
+    upstream.gate = undefined;
+    const [first, second] = await Promise.all([running, waiting]);
+    expect(first.response.headers.get("x-infercache")).toBe("miss");
+    expect(second.response.headers.get("x-infercache")).toBe("miss");
+    expect(upstream.arrived).toBe(arrived + 2);
   });
 });
 

@@ -1,125 +1,67 @@
 #!/usr/bin/env node
 /**
- * `infercache serve`: the OpenAI-compatible caching gateway.
- *
- *   infercache serve --upstream https://api.openai.com/v1       # in front of an API
- *   infercache serve --model ../shared/models/llama-2-tiny-random.gguf   # the local engine
- *
- * Options (or environment): --upstream (INFERCACHE_UPSTREAM), --model (INFERCACHE_MODEL),
- * --port (PORT, 8080; 0 = any free port), --host (127.0.0.1), --store (sqlite:PATH, redis://…,
- * memory; default sqlite:./.infercache/cache.db), --shared-cache, --admin-token
- * (INFERCACHE_ADMIN_TOKEN), --tenant-secret (INFERCACHE_TENANT_SECRET). SIGINT/SIGTERM drain the
- * requests in flight, then exit.
+ * The `infercache` command: `serve` (the caching gateway), `warm` (precompute a file of requests),
+ * `stats`, `purge`, `export`, `import`. `infercache COMMAND --help` says what each takes.
  */
 
-import { parseArgs } from "node:util";
-import type { Store } from "../store/store.js";
+import { SERVE_HELP, serveCommand } from "./serve.js";
+import { UsageError } from "./shared.js";
+import {
+  EXPORT_HELP,
+  exportCommand,
+  IMPORT_HELP,
+  importCommand,
+  PURGE_HELP,
+  purgeCommand,
+  STATS_HELP,
+  statsCommand,
+} from "./store-commands.js";
+import { WARM_HELP, warmCommand } from "./warm.js";
 
-const usage = `Usage: infercache serve (--upstream URL | --model PATH) [--port 8080] [--host 127.0.0.1]
-                       [--store sqlite:PATH | redis://HOST:PORT | memory] [--shared-cache]
-                       [--admin-token TOKEN] [--tenant-secret SECRET]`;
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
+  serve: { run: serveCommand, help: SERVE_HELP },
+  warm: { run: warmCommand, help: WARM_HELP },
+  stats: { run: statsCommand, help: STATS_HELP },
+  purge: { run: purgeCommand, help: PURGE_HELP },
+  export: { run: exportCommand, help: EXPORT_HELP },
+  import: { run: importCommand, help: IMPORT_HELP },
+};
+
+export const HELP = `Usage: infercache COMMAND [options]
+
+  serve     the OpenAI-compatible caching gateway (with its dashboard)
+  warm      precompute a JSONL file of requests into the store
+  stats     what a store holds, or a running gateway's counters
+  purge     remove a namespace's entries
+  export    write a namespace's entries as JSON lines
+  import    read them back
+
+Run \`infercache COMMAND --help\` for a command's options.
+`;
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command !== "serve") {
-    process.stderr.write(
-      `${command === undefined ? "" : `Unknown command \`${command}\`.\n`}${usage}\n`,
-    );
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    const topic = name === "help" && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    process.stdout.write(topic?.help ?? HELP);
+    return name === undefined ? 2 : 0;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command === undefined) {
+    process.stderr.write(`Unknown command \`${name}\`.\n${HELP}`);
     return 2;
   }
-  let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({
-      args: rest,
-      options: {
-        upstream: { type: "string" },
-        model: { type: "string" },
-        port: { type: "string" },
-        host: { type: "string" },
-        store: { type: "string" },
-        "shared-cache": { type: "boolean" },
-        "admin-token": { type: "string" },
-        "tenant-secret": { type: "string" },
-      },
-    }).values;
+    return await command.run(rest);
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${usage}\n`);
-    return 2;
+    if (error instanceof UsageError) {
+      process.stderr.write(
+        `infercache ${name}: ${error.message}\n(see infercache ${name} --help)\n`,
+      );
+      return 2;
+    }
+    throw error;
   }
-  const upstream = (values.upstream as string | undefined) ?? process.env.INFERCACHE_UPSTREAM;
-  const model = (values.model as string | undefined) ?? process.env.INFERCACHE_MODEL;
-  if ((upstream === undefined || upstream === "") && (model === undefined || model === "")) {
-    process.stderr.write(
-      "infercache serve needs something to cache: set --upstream URL (or INFERCACHE_UPSTREAM) for an OpenAI-compatible API,\n" +
-        "or --model PATH (or INFERCACHE_MODEL) for the local engine, e.g. INFERCACHE_MODEL=../shared/models/llama-2-tiny-random.gguf npm start\n",
-    );
-    return 2;
-  }
-  const port = Number((values.port as string | undefined) ?? process.env.PORT ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(
-      `Expected --port to be a port number (0 for any free port), got \`${String(values.port)}\`\n`,
-    );
-    return 2;
-  }
-  const host = (values.host as string | undefined) ?? "127.0.0.1";
-  const store = await openStore(
-    (values.store as string | undefined) ?? "sqlite:./.infercache/cache.db",
-  );
-  const { createGateway } = await import("../server/gateway.js");
-  const { serveFetchHandler } = await import("../llm/http-adapter.js");
-  let engine: { handle(request: Request): Promise<Response>; close(): Promise<void> } | undefined;
-  if (upstream === undefined || upstream === "") {
-    const { LlamaEngine } = await import("../llama/engine.js");
-    engine = await LlamaEngine.load({ modelPath: model as string });
-  }
-  const gateway = createGateway({
-    ...(engine !== undefined ? { engine } : { upstream: upstream as string }),
-    store,
-    sharedCache: values["shared-cache"] === true,
-    ...(((values["admin-token"] as string | undefined) ?? process.env.INFERCACHE_ADMIN_TOKEN) !==
-      undefined && {
-      adminToken: ((values["admin-token"] as string | undefined) ??
-        process.env.INFERCACHE_ADMIN_TOKEN) as string,
-    }),
-    ...(((values["tenant-secret"] as string | undefined) ??
-      process.env.INFERCACHE_TENANT_SECRET) !== undefined && {
-      tenantSecret: ((values["tenant-secret"] as string | undefined) ??
-        process.env.INFERCACHE_TENANT_SECRET) as string,
-    }),
-  });
-  const served = await serveFetchHandler(gateway.handle, { port, host });
-  process.stdout.write(
-    `infercache gateway listening on ${served.url}/v1 (${engine !== undefined ? `local model ${model}` : `upstream ${upstream}`}, store ${store.kind})\n`,
-  );
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-  process.stdout.write("infercache gateway draining…\n");
-  await served.drain();
-  await store.close();
-  await engine?.close();
-  return 0;
-}
-
-async function openStore(spec: string): Promise<Store> {
-  if (spec === "memory") {
-    const { MemoryStore } = await import("../store/memory.js");
-    return new MemoryStore({ maxSize: 10_000 });
-  }
-  if (spec.startsWith("redis://") || spec.startsWith("rediss://")) {
-    const { RedisStore } = await import("../store/redis.js");
-    return new RedisStore({ url: spec });
-  }
-  if (spec.startsWith("sqlite:")) {
-    const { SqliteStore } = await import("../store/sqlite.js");
-    return new SqliteStore({ path: spec.slice("sqlite:".length) });
-  }
-  throw new TypeError(
-    `Expected --store to be sqlite:PATH, redis://HOST:PORT or memory, got \`${spec}\``,
-  );
 }
 
 if (

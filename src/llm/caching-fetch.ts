@@ -36,6 +36,20 @@ import { StreamRecorder } from "./stream-recorder.js";
 type Json = Record<string, unknown>;
 type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
+/** What `tenant` and `session` see of a request: a `Request` is one. */
+export interface RequestHead {
+  readonly url: string;
+  readonly method: string;
+  readonly headers: { get(name: string): string | null };
+}
+
+/** An answer as plain parts, for servers that write it without a Web `Response`. */
+export interface PlainAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
 /** What to do with sampled (temperature > 0, no seed) requests. */
 export type SamplingPolicy = "cache" | "bypass" | { bucket: number };
 
@@ -51,7 +65,12 @@ export interface CachingFetchOptions {
   /** Bump to stop serving everything cached before. */
   version?: string | number;
   /** A tenant per request (e.g. a keyed hash of its API key): tenants never share entries. */
-  tenant?: (request: Request) => string | undefined;
+  tenant?: (request: RequestHead) => string | undefined;
+  /**
+   * A session per request: a request with one reads and writes only that session's entries
+   * (drop them with `store.clear({ namespace, session })` when the session ends).
+   */
+  session?: (request: RequestHead) => string | undefined;
   /** Sampled requests (temperature > 0 without a seed). @default "cache" */
   sampling?: SamplingPolicy;
   /** Cache requests with `n > 1`. @default false */
@@ -79,6 +98,8 @@ export interface LlmResult {
   /** Tokens of what was served from cache (from the recorded usage). */
   savedTokens: number;
   model: string | undefined;
+  /** The store key (chat and text completions; the `x-infercache-key` response header). */
+  key: string | undefined;
 }
 
 type Outcome = "hit" | "miss" | "coalesced" | "bypass" | "partial";
@@ -95,6 +116,14 @@ export type CachingFetch = Fetch & {
     stats(): CachingFetchStats;
     clear(): Promise<number>;
     on<K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>): () => void;
+    /**
+     * Answers a chat or text completion from the cache without Web `Request`/`Response` objects
+     * (a server's fast path for hits): `head.url` is the upstream URL the request would go to,
+     * `body` its JSON text. Resolves `undefined` when the request is not a plain hit — then send
+     * it through the fetch itself, which also counts the miss. Hits are counted and reported
+     * exactly as the fetch does.
+     */
+    answer(head: RequestHead, body: string): Promise<PlainAnswer | undefined>;
   };
 };
 
@@ -169,6 +198,7 @@ class CachingFetcher {
         clear: () => core.store.clear({ namespace: core.namespace }),
         on: <K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>) =>
           core.events.on(type, listener),
+        answer: (head: RequestHead, body: string) => this.#answerPlain(head, body),
       },
     });
     this.fetch = fetch;
@@ -176,13 +206,9 @@ class CachingFetcher {
 
   async #handle(input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
     const request = new Request(input, init);
-    const url = new URL(request.url);
-    const path = url.pathname.replace(/\/+$/, "");
-    const match =
-      request.method === "POST" ? ROUTES.find(([suffix]) => path.endsWith(suffix)) : undefined;
-    if (match === undefined) return this.#upstream(input, init);
+    if (request.method !== "POST" || routeOf(new URL(request.url).pathname) === undefined)
+      return this.#upstream(input, init);
     let text: string;
-    let body: Json;
     try {
       // A body given as a string or bytes is read as it is; only a stream needs a clone.
       const given = init?.body;
@@ -192,32 +218,70 @@ class CachingFetcher {
           : given instanceof ArrayBuffer || ArrayBuffer.isView(given)
             ? decoder.decode(given)
             : await request.clone().text();
-      const parsed = JSON.parse(text) as unknown;
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-        return this.#upstream(input, init);
-      body = parsed as Json;
     } catch {
       return this.#upstream(input, init);
     }
+    const call = this.#call(request, text, request);
+    if (call === undefined) return this.#upstream(input, init);
+    if (call.route === "embeddings") return this.#embeddings(call);
+    return this.#answer(call);
+  }
+
+  /** Parses a cacheable request; `undefined` when it is not (not JSON, not an object, no route). */
+  #call(head: RequestHead, text: string, request: Request | undefined): Call | undefined {
+    const url = new URL(head.url);
+    const path = url.pathname.replace(/\/+$/, "");
+    const match = routeOf(path);
+    if (match === undefined) return undefined;
+    let body: Json;
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+      body = parsed as Json;
+    } catch {
+      return undefined;
+    }
     const [suffix, route] = match;
     const namespaceHeader = this.#options.namespaceHeader ?? "x-infercache-namespace";
-    const call: Call = {
+    const session = this.#options.session?.(head);
+    return {
+      head,
       request,
       route,
       body,
       text,
       started: performance.now(),
-      control: parseCacheControl(request.headers.get("cache-control")),
-      scope: { namespace: request.headers.get(namespaceHeader) ?? this.#core.namespace },
+      control: parseCacheControl(head.headers.get("cache-control")),
+      scope: {
+        namespace: head.headers.get(namespaceHeader) ?? this.#core.namespace,
+        ...(session !== undefined && { session }),
+      },
       keyScope: {
         upstream: `${url.origin}${path.slice(0, path.length - suffix.length)}`,
-        tenant: this.#options.tenant?.(request),
+        tenant: this.#options.tenant?.(head),
         version: this.#options.version,
       },
       stream: body.stream === true,
     };
-    if (route === "embeddings") return this.#embeddings(call);
-    return this.#answer(call);
+  }
+
+  /** The fast path: a plain hit answered as plain parts, or `undefined`. */
+  async #answerPlain(head: RequestHead, text: string): Promise<PlainAnswer | undefined> {
+    if ((this.#options.replayDelayMs ?? 0) > 0) return undefined;
+    const call = this.#call(head, text, undefined);
+    if (call === undefined || call.route === "embeddings" || call.control.noCache) return undefined;
+    const { body } = call;
+    if (typeof body.n === "number" && body.n > 1) return undefined;
+    if (this.#policyFor(call) !== "cache") return undefined;
+    const key =
+      call.route === "chat" ? chatKey(body, call.keyScope) : completionKey(body, call.keyScope);
+    call.key = key;
+    const entry = await this.#read(key, call);
+    if (entry === undefined) return undefined;
+    const record = entry.value as AnswerRecord;
+    const answer = this.#render(call, key, record, entry, "hit");
+    const text2 = typeof answer.body === "string" ? answer.body : `${answer.body.join("\n\n")}\n\n`;
+    return { status: answer.status, headers: answer.headers, body: text2 };
   }
 
   /** Chat and text completions. */
@@ -229,6 +293,7 @@ class CachingFetcher {
     if (policy === "bypass") return this.#bypass(call);
     const base =
       call.route === "chat" ? chatKey(body, call.keyScope) : completionKey(body, call.keyScope);
+    call.key = base;
     if (typeof policy === "object") return this.#bucket(call, base, policy.bucket);
     if (!call.control.noCache) {
       const entry = await this.#read(base, call);
@@ -285,7 +350,7 @@ class CachingFetcher {
       return this.#report(
         call,
         "miss",
-        streamResponse(recorder.reader(), response.headers, "miss"),
+        streamResponse(recorder.reader(), response.headers, "miss", call),
         0,
         0,
       );
@@ -387,7 +452,7 @@ class CachingFetcher {
           return this.#report(
             call,
             "coalesced",
-            streamResponse(pending.recorder.reader(), response.headers, "coalesced"),
+            streamResponse(pending.recorder.reader(), response.headers, "coalesced", call),
             0,
             0,
           );
@@ -420,41 +485,59 @@ class CachingFetcher {
     entry: Entry | undefined,
     outcome: Outcome,
   ): Response {
+    const answer = this.#render(call, key, record, entry, outcome);
+    return new Response(
+      typeof answer.body === "string"
+        ? answer.body
+        : eventStream(answer.body, this.#options.replayDelayMs ?? 0),
+      { status: answer.status, headers: answer.headers },
+    );
+  }
+
+  /** The status, headers and body (text, or SSE events) of an answer from a record; reports it. */
+  #render(
+    call: Call,
+    key: string,
+    record: AnswerRecord,
+    entry: Entry | undefined,
+    outcome: Outcome,
+  ): { status: number; headers: Record<string, string>; body: string | string[] } {
     if (outcome === "hit" && entry !== undefined) {
       this.#core.hit(key, call.scope, entry);
       this.#tokensSaved += record.tokens;
     }
-    const headers: Record<string, string> = { "x-infercache": outcome };
+    const headers: Record<string, string> = {
+      "content-type": call.stream ? "text/event-stream" : "application/json",
+      "x-infercache": outcome,
+      "x-infercache-key": key,
+    };
+    if (call.stream) headers["cache-control"] = "no-cache";
     if (entry !== undefined) {
       headers.age = String(
         Math.max(0, Math.floor((this.#core.clock.now() - entry.createdAt) / 1000)),
       );
     }
     const savedMs = entry?.computeMs ?? 0;
-    const serverTiming = `cache;desc="${outcome}";dur=${(performance.now() - call.started).toFixed(3)}, upstream;desc="recorded";dur=${savedMs.toFixed(1)}`;
-    headers["server-timing"] = serverTiming;
-    let response: Response;
+    headers["server-timing"] =
+      `cache;desc="${outcome}";dur=${(performance.now() - call.started).toFixed(3)}, upstream;desc="recorded";dur=${savedMs.toFixed(1)}`;
+    let status: number;
+    let body: string | string[];
     if (call.stream) {
       const includeUsage =
         (call.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage ===
         true;
-      const events =
+      status = 200;
+      body =
         record.format === "sse"
           ? splitEvents(record.body)
           : synthesize(record.kind, JSON.parse(record.body) as Json, includeUsage);
-      response = new Response(eventStream(events, this.#options.replayDelayMs ?? 0), {
-        status: 200,
-        headers: { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers },
-      });
     } else {
-      const text =
+      status = record.status;
+      body =
         record.format === "json" ? record.body : JSON.stringify(assemble(record.kind, record.body));
-      response = new Response(text, {
-        status: record.status,
-        headers: { "content-type": "application/json", ...headers },
-      });
     }
-    return this.#report(call, outcome, response, savedMs, outcome === "hit" ? record.tokens : 0);
+    this.#emit(call, outcome, status, savedMs, outcome === "hit" ? record.tokens : 0);
+    return { status, headers, body };
   }
 
   async #embeddings(call: Call): Promise<Response> {
@@ -469,7 +552,7 @@ class CachingFetcher {
       : Array.isArray(input)
         ? input
         : undefined;
-    if (inputs === undefined || inputs.length === 0) return this.#upstream(call.request);
+    if (inputs === undefined || inputs.length === 0) return this.#upstream(requestOf(call));
     const { model: _model, input: _input, ...rest } = body;
     const options = rest as Json;
     const keys = inputs.map((item) => embeddingKey(model, item, options, call.keyScope));
@@ -599,21 +682,20 @@ class CachingFetcher {
     const sampled =
       (typeof body.temperature !== "number" || body.temperature > 0) && body.seed === undefined;
     if (!sampled) return "cache";
-    const header = call.request.headers.get(
-      this.#options.samplingHeader ?? "x-infercache-sampling",
-    );
+    const header = call.head.headers.get(this.#options.samplingHeader ?? "x-infercache-sampling");
     if (header !== null) return parsePolicyHeader(header) ?? this.#sampling;
     return this.#sampling;
   }
 
   /** Calls the upstream with the original request (minus our own control headers). */
   #callUpstream(call: Call, signal?: AbortSignal, body = call.text): Promise<Response> {
-    const headers = new Headers(call.request.headers);
+    const request = requestOf(call);
+    const headers = new Headers(request.headers);
     headers.delete(this.#options.namespaceHeader ?? "x-infercache-namespace");
     headers.delete(this.#options.samplingHeader ?? "x-infercache-sampling");
     headers.delete("content-length");
-    const signals = [call.request.signal, signal].filter((s): s is AbortSignal => s !== undefined);
-    return this.#upstream(call.request.url, {
+    const signals = [request.signal, signal].filter((s): s is AbortSignal => s !== undefined);
+    return this.#upstream(request.url, {
       method: "POST",
       headers,
       body,
@@ -645,7 +727,8 @@ class CachingFetcher {
   }
 
   #pendingId(scope: Scope, key: string): string {
-    return `${scope.namespace.length}:${scope.namespace}|${key}`;
+    const session = scope.session === undefined ? "" : `${scope.session.length}:${scope.session}`;
+    return `${scope.namespace.length}:${scope.namespace}|${session}|${key}`;
   }
 
   #report(
@@ -655,22 +738,29 @@ class CachingFetcher {
     savedMs: number,
     savedTokens: number,
   ): Response {
+    this.#emit(call, outcome, response.status, savedMs, savedTokens);
+    return response;
+  }
+
+  #emit(call: Call, outcome: Outcome, status: number, savedMs: number, savedTokens: number): void {
     this.#options.onResult?.({
       route: call.route,
       outcome,
-      status: response.status,
+      status,
       stream: call.stream,
       durationMs: performance.now() - call.started,
       savedMs,
       savedTokens,
       model: typeof call.body.model === "string" ? call.body.model : undefined,
+      key: call.key,
     });
-    return response;
   }
 }
 
 interface Call {
-  request: Request;
+  head: RequestHead;
+  /** The Web request; absent on the plain fast path, which never goes upstream. */
+  request: Request | undefined;
   route: LlmResult["route"];
   body: Json;
   text: string;
@@ -679,6 +769,18 @@ interface Call {
   scope: Scope;
   keyScope: KeyScope;
   stream: boolean;
+  /** The store key of a chat or text completion, once computed. */
+  key?: string;
+}
+
+function requestOf(call: Call): Request {
+  if (call.request === undefined) throw new Error("infercache: the plain path never goes upstream");
+  return call.request;
+}
+
+function routeOf(path: string): (typeof ROUTES)[number] | undefined {
+  const trimmed = path.endsWith("/") ? path.replace(/\/+$/, "") : path;
+  return ROUTES.find(([suffix]) => trimmed.endsWith(suffix));
 }
 
 function eventStream(events: string[], delayMs: number): ReadableStream<Uint8Array> {
@@ -700,16 +802,19 @@ function streamResponse(
   body: ReadableStream<Uint8Array>,
   upstreamHeaders: Headers,
   outcome: Outcome,
+  call: Call,
 ): Response {
   const headers = new Headers(upstreamHeaders);
   headers.delete("content-length");
   headers.set("x-infercache", outcome);
+  if (call.key !== undefined) headers.set("x-infercache-key", call.key);
   return new Response(body, { status: 200, headers });
 }
 
 function withHeaders(response: Response, extra: Record<string, string>, call: Call): Response {
   const headers = new Headers(response.headers);
   for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+  if (call.key !== undefined) headers.set("x-infercache-key", call.key);
   headers.set("server-timing", `upstream;dur=${(performance.now() - call.started).toFixed(1)}`);
   return new Response(response.body, {
     status: response.status,

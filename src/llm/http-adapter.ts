@@ -66,58 +66,97 @@ async function respond(
   incoming: IncomingMessage,
   outgoing: ServerResponse,
 ): Promise<void> {
-  const controller = new AbortController();
-  outgoing.once("close", () => {
-    if (!outgoing.writableFinished) controller.abort(new Error("client disconnected"));
-  });
+  const controller = abortOnClose(outgoing);
   try {
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(incoming.headers)) {
-      if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-      else if (value !== undefined) headers.set(name, value);
-    }
     const method = incoming.method ?? "GET";
-    const hasBody = method !== "GET" && method !== "HEAD";
     // Buffer the body: a Web stream wrapped around the socket costs more than the bytes do.
     let body: Buffer | undefined;
-    if (hasBody) {
+    if (method !== "GET" && method !== "HEAD") {
       const chunks: Buffer[] = [];
       for await (const chunk of incoming) chunks.push(chunk as Buffer);
       body = Buffer.concat(chunks);
     }
-    const request = new Request(
-      `http://${incoming.headers.host ?? "localhost"}${incoming.url ?? "/"}`,
-      {
-        method,
-        headers,
-        signal: controller.signal,
-        ...(body !== undefined && { body }),
-      },
-    );
-    const response = await handler(request);
-    outgoing.statusCode = response.status;
-    response.headers.forEach((value, name) => {
-      outgoing.setHeader(name, value);
-    });
-    if (response.body === null) {
-      outgoing.end();
-      return;
-    }
-    outgoing.flushHeaders();
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      if (controller.signal.aborted) break;
-      outgoing.write(chunk);
-    }
-    outgoing.end();
+    const response = await handler(toWebRequest(incoming, body, controller.signal));
+    await writeWebResponse(response, outgoing, controller.signal);
   } catch (error) {
-    if (!outgoing.headersSent) {
-      outgoing.statusCode = 500;
-      outgoing.setHeader("content-type", "application/json");
-      outgoing.end(
-        JSON.stringify({ error: { message: (error as Error).message, type: "server_error" } }),
-      );
-    } else {
-      outgoing.destroy(error as Error);
+    writeFailure(outgoing, error);
+  }
+}
+
+/** An AbortController that fires when the client goes away before the response is finished. */
+export function abortOnClose(outgoing: ServerResponse): AbortController {
+  const controller = new AbortController();
+  outgoing.once("close", () => {
+    if (!outgoing.writableFinished) controller.abort(new Error("client disconnected"));
+  });
+  return controller;
+}
+
+/** A Web `Request` for a node:http request whose body has been read. */
+export function toWebRequest(
+  incoming: IncomingMessage,
+  body: Buffer | undefined,
+  signal: AbortSignal,
+): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(incoming.headers)) {
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else if (value !== undefined) headers.set(name, value);
+  }
+  const method = incoming.method ?? "GET";
+  return new Request(`http://${incoming.headers.host ?? "localhost"}${incoming.url ?? "/"}`, {
+    method,
+    headers,
+    signal,
+    ...(body !== undefined && method !== "GET" && method !== "HEAD" && { body }),
+  });
+}
+
+/** Writes a Web `Response` to node:http, streaming its body; stops when `signal` fires. */
+export async function writeWebResponse(
+  response: Response,
+  outgoing: ServerResponse,
+  signal: AbortSignal,
+): Promise<void> {
+  outgoing.statusCode = response.status;
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie") outgoing.setHeader(name, value);
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) outgoing.setHeader("set-cookie", cookies);
+  if (response.body === null) {
+    outgoing.end();
+    return;
+  }
+  outgoing.flushHeaders();
+  const reader = response.body.getReader();
+  // A read waiting for the next chunk (an idle event stream) ends when the client leaves.
+  const cancel = () => {
+    reader.cancel(signal.reason).catch(() => {});
+  };
+  if (signal.aborted) cancel();
+  else signal.addEventListener("abort", cancel, { once: true });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || signal.aborted) break;
+      outgoing.write(value);
     }
+  } finally {
+    signal.removeEventListener("abort", cancel);
+  }
+  outgoing.end();
+}
+
+/** A 500 with a JSON error, or a cut connection once the headers are out. */
+export function writeFailure(outgoing: ServerResponse, error: unknown): void {
+  if (!outgoing.headersSent) {
+    outgoing.statusCode = 500;
+    outgoing.setHeader("content-type", "application/json");
+    outgoing.end(
+      JSON.stringify({ error: { message: (error as Error).message, type: "server_error" } }),
+    );
+  } else {
+    outgoing.destroy(error as Error);
   }
 }

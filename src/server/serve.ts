@@ -24,6 +24,7 @@ import { endSession, runInSession } from "../cache/session.js";
 import { trackCacheUsage } from "../cache/usage.js";
 import { UnhashableError } from "../key/encode.js";
 import { QueueFullError } from "../queue/queue-full-error.js";
+import { sessionOf } from "./session-id.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: any function may be served.
 type AnyFunction = (...args: any[]) => any;
@@ -189,16 +190,6 @@ function failure(cause: unknown): [number, string] {
   if (cause instanceof UnhashableError) return [400, cause.message];
   if (cause instanceof TypeError && /argument/i.test(cause.message)) return [400, cause.message];
   return [500, `the function failed: ${(cause as Error)?.message ?? String(cause)}`];
-}
-
-function sessionOf(headers: Record<string, string | string[] | undefined>): string | undefined {
-  const header = headers["x-session-id"];
-  if (typeof header === "string" && header !== "") return header;
-  const cookie =
-    typeof headers.cookie === "string"
-      ? /(?:^|;\s*)infercache-session=([^;]+)/.exec(headers.cookie)
-      : null;
-  return cookie?.[1];
 }
 
 function serverTiming(source: string, durationMs: number, computeMs: number | undefined): string {

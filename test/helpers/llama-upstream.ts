@@ -19,6 +19,10 @@ export interface Upstream {
   failWith: number | undefined;
   /** Cut streamed answers after this many bytes. */
   cutStreamsAfter: number | undefined;
+  /** While set, requests wait for it before the engine sees them (a slow upstream). */
+  gate: Promise<void> | undefined;
+  /** Requests that reached the upstream (before the gate). */
+  arrived: number;
   close(): Promise<void>;
 }
 
@@ -35,12 +39,16 @@ export async function startUpstream(): Promise<Upstream> {
     baseURL: "",
     failWith: undefined,
     cutStreamsAfter: undefined,
+    gate: undefined,
+    arrived: 0,
     close: async () => {
       await upstream.served.close();
       await engine.close();
     },
   };
   upstream.served = await serveFetchHandler(async (request) => {
+    upstream.arrived++;
+    if (upstream.gate !== undefined) await upstream.gate;
     if (upstream.failWith !== undefined) {
       engine.received.push({
         path: new URL(request.url).pathname,

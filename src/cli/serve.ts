@@ -1,0 +1,83 @@
+/** `infercache serve`: the OpenAI-compatible caching gateway until SIGINT/SIGTERM, then a drain. */
+
+import {
+  DEFAULT_STORE,
+  GATEWAY_OPTIONS,
+  integer,
+  keyingOptions,
+  openSource,
+  openStore,
+  option,
+  parse,
+  UsageError,
+} from "./shared.js";
+
+export const SERVE_HELP = `Usage: infercache serve (--upstream URL | --model PATH) [options]
+
+Starts the OpenAI-compatible caching gateway: /v1/chat/completions, /v1/completions and
+/v1/embeddings are cached, other /v1/* requests pass through; the dashboard is at /.
+
+  --upstream URL        an OpenAI-compatible base URL (env INFERCACHE_UPSTREAM), e.g.
+                        https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama)
+  --model PATH          a GGUF model served by the built-in engine (env INFERCACHE_MODEL)
+  --port N              default 8080 (env PORT); 0 picks a free port
+  --host HOST           default 127.0.0.1 (loopback only); 0.0.0.0 to listen on every interface
+  --store SPEC          sqlite:PATH (default ${DEFAULT_STORE}), redis://HOST:PORT, memory
+  --namespace NAME      default gateway
+  --shared-cache        share answers between API keys (default: partitioned by API key)
+  --tenant-secret S     key of the API-key hash, to keep entries across restarts
+                        (env INFERCACHE_TENANT_SECRET; default random per process)
+  --admin-token T       enables /admin/* behind "Authorization: Bearer T" (env INFERCACHE_ADMIN_TOKEN)
+  --concurrency N       upstream calls at once (default 0 = no limit)
+  --max-queue N         upstream calls waiting for a slot; more get 503 (default 0 = no limit)
+  --body-limit BYTES    default 10485760
+  --upstream-timeout MS default 120000
+`;
+
+export async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    ...GATEWAY_OPTIONS,
+    port: { type: "string" },
+    host: { type: "string" },
+    "admin-token": { type: "string" },
+    "max-queue": { type: "string" },
+    "body-limit": { type: "string" },
+    "upstream-timeout": { type: "string" },
+  });
+  if (values.help === true) {
+    process.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  const port = integer({ port: option(values, "port", "PORT") }, "port", 8080);
+  if (port > 65535) throw new UsageError(`Expected --port to be a port number, got \`${port}\``);
+  const gatewayOptions = {
+    ...keyingOptions(values),
+    concurrency: integer(values, "concurrency", 0),
+    maxQueue: integer(values, "max-queue", 0),
+    bodyLimitBytes: integer(values, "body-limit", 10 * 1024 * 1024, 1),
+    upstreamTimeoutMs: integer(values, "upstream-timeout", 120_000, 1),
+  };
+  const adminToken = option(values, "admin-token", "INFERCACHE_ADMIN_TOKEN");
+  const source = await openSource(values);
+  const store = await openStore(option(values, "store") ?? DEFAULT_STORE);
+  const { createGateway } = await import("../server/gateway.js");
+  const gateway = createGateway({
+    ...source.gateway,
+    store,
+    ...gatewayOptions,
+    ...(adminToken !== undefined && { adminToken }),
+  });
+  const url = await gateway.listen({ port, host: option(values, "host") ?? "127.0.0.1" });
+  process.stdout.write(
+    `infercache gateway listening on ${url}/v1 (${source.label}, store ${store.kind}); dashboard at ${url}/\n`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  process.stdout.write("infercache gateway draining…\n");
+  await gateway.close();
+  await store.close();
+  await source.engine?.close();
+  return 0;
+}

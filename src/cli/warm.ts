@@ -1,0 +1,209 @@
+/**
+ * `infercache warm FILE.jsonl`: precomputes a file of requests into the store, like Gradio's
+ * cached examples, through the same gateway `serve` runs, so `serve` with the same store,
+ * namespace and tenant settings answers them from the cache.
+ */
+
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import {
+  DEFAULT_STORE,
+  GATEWAY_OPTIONS,
+  integer,
+  keyingOptions,
+  openSource,
+  openStore,
+  option,
+  parse,
+  UsageError,
+} from "./shared.js";
+
+export const WARM_HELP = `Usage: infercache warm FILE.jsonl (--upstream URL | --model PATH) [options]
+
+Sends every request of FILE.jsonl through the gateway and stores the answers. A line is a
+request body ({"model": …, "messages": […]} for chat, "prompt" for completions, "input" for
+embeddings) or {"path": "/v1/chat/completions", "body": {…}}. Use the store, namespace and
+tenant settings of the gateway that will serve them.
+
+  --upstream URL / --model PATH   what computes the answers (as for serve)
+  --store SPEC          sqlite:PATH (default ${DEFAULT_STORE}) or redis://HOST:PORT
+  --namespace NAME      default gateway
+  --shared-cache        write shared answers (for a gateway started with --shared-cache)
+  --api-key KEY         the API key the requests are sent with (env OPENAI_API_KEY); with a
+                        partitioned gateway, answers are that key's, and need --tenant-secret
+  --tenant-secret S     the gateway's tenant secret (env INFERCACHE_TENANT_SECRET)
+  --concurrency N       requests at once (default 1)
+`;
+
+interface Line {
+  number: number;
+  path: string;
+  body: unknown;
+}
+
+export async function warmCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { ...GATEWAY_OPTIONS, "api-key": { type: "string" } },
+    1,
+  );
+  if (values.help === true) {
+    process.stdout.write(WARM_HELP);
+    return 0;
+  }
+  const file = positionals[0];
+  if (file === undefined) throw new UsageError(`warm needs a file of requests.\n${WARM_HELP}`);
+  const storeSpec = option(values, "store") ?? DEFAULT_STORE;
+  if (storeSpec === "memory")
+    throw new UsageError(
+      "warm writes a store that outlives it: pass --store sqlite:PATH or redis://…",
+    );
+  const keying = keyingOptions(values);
+  const apiKey = option(values, "api-key", "OPENAI_API_KEY");
+  if (!keying.sharedCache && apiKey !== undefined && keying.tenantSecret === undefined) {
+    throw new UsageError(
+      "answers partitioned by API key need the gateway's --tenant-secret (or pass --shared-cache)",
+    );
+  }
+  const concurrency = integer(values, "concurrency", 1, 1);
+  const lines = await readLines(file);
+  const source = await openSource(values);
+  const store = await openStore(storeSpec);
+  const { createGateway } = await import("../server/gateway.js");
+  const gateway = createGateway({
+    ...source.gateway,
+    store,
+    ...keying,
+  });
+  const counts = { computed: 0, cached: 0, failed: 0 };
+  const failures: string[] = [];
+  const progress = new Progress(lines.requests.length + lines.invalid.length);
+  for (const invalid of lines.invalid) {
+    counts.failed++;
+    failures.push(invalid);
+    progress.tick(counts);
+  }
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < lines.requests.length) {
+      const line = lines.requests[next++] as Line;
+      try {
+        const response = await gateway.handle(
+          new Request(`http://warm${line.path}`, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
+            },
+            body: JSON.stringify(line.body),
+          }),
+        );
+        const text = await response.text();
+        if (!response.ok) {
+          counts.failed++;
+          failures.push(`line ${line.number}: ${response.status} ${text.slice(0, 200)}`);
+        } else if (["hit", "coalesced"].includes(response.headers.get("x-infercache") ?? "")) {
+          counts.cached++;
+        } else counts.computed++;
+      } catch (error) {
+        counts.failed++;
+        failures.push(`line ${line.number}: ${(error as Error).message}`);
+      }
+      progress.tick(counts);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    progress.done();
+    await store.close();
+    await source.engine?.close();
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  process.stdout.write(
+    `warmed ${lines.requests.length + lines.invalid.length} requests in ${seconds} s: ${counts.computed} computed, ${counts.cached} already cached, ${counts.failed} failed\n`,
+  );
+  for (const failure of failures.slice(0, 20)) process.stderr.write(`  ${failure}\n`);
+  if (failures.length > 20) process.stderr.write(`  … and ${failures.length - 20} more\n`);
+  return counts.failed > 0 ? 1 : 0;
+}
+
+async function readLines(file: string): Promise<{ requests: Line[]; invalid: string[] }> {
+  const requests: Line[] = [];
+  const invalid: string[] = [];
+  let number = 0;
+  const input = createReadStream(file);
+  const opened = new Promise<void>((resolve, reject) => {
+    input.once("open", () => resolve());
+    input.once("error", reject);
+  });
+  try {
+    await opened;
+  } catch (error) {
+    throw new UsageError(`cannot read \`${file}\`: ${(error as Error).message}`);
+  }
+  for await (const text of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+    number++;
+    if (text.trim() === "") continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      invalid.push(`line ${number}: not JSON (${(error as Error).message})`);
+      continue;
+    }
+    const line = toLine(value, number);
+    if (typeof line === "string") invalid.push(line);
+    else requests.push(line);
+  }
+  return { requests, invalid };
+}
+
+function toLine(value: unknown, number: number): Line | string {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return `line ${number}: expected a JSON object (a request body, or { "path", "body" })`;
+  const record = value as Record<string, unknown>;
+  if (typeof record.path === "string" && typeof record.body === "object" && record.body !== null) {
+    if (!record.path.startsWith("/v1/"))
+      return `line ${number}: "path" must start with /v1/, got ${JSON.stringify(record.path)}`;
+    return { number, path: record.path, body: record.body };
+  }
+  if (Array.isArray(record.messages)) return { number, path: "/v1/chat/completions", body: value };
+  if (record.prompt !== undefined) return { number, path: "/v1/completions", body: value };
+  if (record.input !== undefined) return { number, path: "/v1/embeddings", body: value };
+  return `line ${number}: cannot tell the route: expected "messages", "prompt" or "input", or { "path", "body" }`;
+}
+
+/** A progress bar on a terminal; a line every 10% otherwise (CI logs). */
+class Progress {
+  readonly #total: number;
+  readonly #tty = process.stderr.isTTY === true;
+  #done = 0;
+  #lastDecile = -1;
+
+  constructor(total: number) {
+    this.#total = total;
+  }
+
+  tick(counts: { computed: number; cached: number; failed: number }): void {
+    this.#done++;
+    const share = this.#total === 0 ? 1 : this.#done / this.#total;
+    const text = `${this.#done}/${this.#total}  computed ${counts.computed}  cached ${counts.cached}  failed ${counts.failed}`;
+    if (this.#tty) {
+      const width = 30;
+      const filled = Math.round(share * width);
+      process.stderr.write(`\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${text}`);
+      return;
+    }
+    const decile = Math.floor(share * 10);
+    if (decile !== this.#lastDecile) {
+      this.#lastDecile = decile;
+      process.stderr.write(`${Math.round(share * 100)}% ${text}\n`);
+    }
+  }
+
+  done(): void {
+    if (this.#tty && this.#done > 0) process.stderr.write("\n");
+  }
+}
