@@ -9,13 +9,13 @@ import OpenAI from "openai";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaEngine } from "../src/llama.js";
-import { type ServedHandler, serveFetchHandler } from "../src/llm.js";
-import { createGateway } from "../src/server.js";
+import { createGateway, type Gateway } from "../src/server.js";
 import { MODEL_PATH } from "./helpers/llama-upstream.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 let engine: LlamaEngine;
-let served: ServedHandler;
+let gateway: Gateway;
+let served: { url: string };
 let browser: Browser;
 
 beforeAll(async () => {
@@ -24,7 +24,8 @@ beforeAll(async () => {
       `Chromium is missing at ${CHROMIUM}: apt-get install -y chromium (bash .ci/run does)`,
     );
   engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
-  served = await serveFetchHandler(createGateway({ engine, adminToken: "dash-token" }).handle);
+  gateway = createGateway({ engine, adminToken: "dash-token" });
+  served = { url: await gateway.listen() };
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -40,7 +41,7 @@ beforeAll(async () => {
 }, 90_000);
 afterAll(async () => {
   await browser?.close();
-  await served?.close();
+  await gateway?.close();
   await engine?.close();
 });
 
@@ -69,6 +70,21 @@ describe("the dashboard", () => {
     expect(await page.locator("#recent td.model", { hasText: "<img" }).count()).toBe(1);
     expect(await page.locator("#recent img").count()).toBe(0);
     expect(await page.evaluate("window.pwned")).toBeUndefined();
+    // Search filters the table; "forget" deletes one answer with the admin token.
+    await page.fill("#search", "<img");
+    await page.waitForFunction(
+      "[...document.querySelectorAll('#recent tr')].filter((tr) => !tr.classList.contains('hidden')).length === 1",
+    );
+    await page.fill("#search", "from cache");
+    await page.waitForFunction(
+      "[...document.querySelectorAll('#recent tr')].filter((tr) => !tr.classList.contains('hidden')).length === 1",
+    );
+    await page.fill("#token", "dash-token");
+    await page.click("#recent tr:not(.hidden) button.forget");
+    await page.waitForSelector("#recent .forgot:has-text('forgotten')");
+    const again = await openai.chat.completions.create(request).withResponse();
+    expect(again.response.headers.get("x-infercache")).toBe("miss");
+    await page.fill("#search", "");
     // The admin purge box.
     await page.fill("#token", "dash-token");
     await page.click("button[type=submit]");

@@ -16,6 +16,8 @@ export interface DashboardEvent {
   durationMs: number;
   savedMs: number;
   savedTokens: number;
+  /** The store key (chat and text completions), for the admin's "forget" action. */
+  key: string | undefined;
 }
 
 /** Keeps the recent requests and pushes each new one to the open event streams. */
@@ -38,6 +40,7 @@ export class DashboardFeed {
       durationMs: result.durationMs,
       savedMs: result.savedMs,
       savedTokens: result.savedTokens,
+      key: result.key,
     };
     this.recent.push(event);
     if (this.recent.length > this.#keep) this.recent.shift();
@@ -101,7 +104,13 @@ export const DASHBOARD_HTML = `<!doctype html>
   form { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
   input { background: var(--bg); color: var(--text); border: 1px solid var(--line); border-radius: 6px; padding: 7px 10px; font: inherit; }
   button { background: #2d6cdf; color: white; border: 0; border-radius: 6px; padding: 8px 14px; font: inherit; cursor: pointer; }
-  #purge-result { color: var(--muted); }
+  #purge-result, .forgot { color: var(--muted); }
+  .section-head { display: flex; justify-content: space-between; align-items: center; gap: 12px; margin-bottom: 10px; }
+  .section-head h2 { margin: 0; }
+  #search { min-width: 260px; }
+  button.forget { background: transparent; color: var(--muted); border: 1px solid var(--line); padding: 2px 8px; font-size: 12px; }
+  button.forget:hover { color: var(--text); border-color: var(--muted); }
+  tr.hidden { display: none; }
   .empty { color: var(--muted); padding: 10px 8px; }
 </style>
 </head>
@@ -116,15 +125,16 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="card"><div class="label">Cache</div><div class="value" id="cache-size">0</div></div>
   </div>
   <section>
-    <h2>Recent requests</h2>
-    <table><thead><tr><th>When</th><th>Route</th><th>Model</th><th>Result</th><th>Time</th></tr></thead>
-    <tbody id="recent"><tr><td class="empty" colspan="5">No requests yet.</td></tr></tbody></table>
+    <div class="section-head"><h2>Recent requests</h2>
+      <input id="search" type="search" placeholder="Search model, result or key" autocomplete="off"></div>
+    <table><thead><tr><th>When</th><th>Route</th><th>Model</th><th>Result</th><th>Time</th><th></th></tr></thead>
+    <tbody id="recent"><tr><td class="empty" colspan="6">No requests yet.</td></tr></tbody></table>
   </section>
   <section>
-    <h2>Purge (admin)</h2>
+    <h2>Admin: purge a namespace, or forget one answer with a row's "forget"</h2>
     <form id="purge">
       <input id="token" type="password" placeholder="Admin token" autocomplete="off">
-      <input id="namespace" placeholder="Namespace (default: all of the gateway's)">
+      <input id="namespace" placeholder="Namespace (default: gateway)">
       <button type="submit">Purge</button>
       <span id="purge-result"></span>
     </form>
@@ -157,13 +167,42 @@ export const DASHBOARD_HTML = `<!doctype html>
     td.append(span);
     const time = document.createElement("td");
     time.textContent = seconds(event.durationMs);
-    tr.append(td, time);
+    const action = document.createElement("td");
+    if (event.key) {
+      const button = document.createElement("button");
+      button.className = "forget";
+      button.type = "button";
+      button.title = "Delete this answer from the cache (admin token)";
+      button.textContent = "forget";
+      button.addEventListener("click", () => forget(event.key, action));
+      action.append(button);
+    }
+    tr.append(td, time, action);
+    tr.dataset.search = [event.route, event.model || "", label, event.key || ""].join(" ").toLowerCase();
     return tr;
+  }
+  async function forget(key, cell) {
+    const response = await fetch("/admin/entries/" + encodeURIComponent(key), {
+      method: "DELETE",
+      headers: { authorization: "Bearer " + $("token").value },
+    });
+    const body = await response.json();
+    const note = document.createElement("span");
+    note.className = "forgot";
+    note.textContent = response.ok ? (body.deleted ? "forgotten" : "already gone") : body.error.message;
+    cell.textContent = "";
+    cell.append(note);
+  }
+  function filter(tr) {
+    const query = $("search").value.trim().toLowerCase();
+    tr.classList.toggle("hidden", query !== "" && !(tr.dataset.search || "").includes(query));
   }
   function add(event) {
     const body = $("recent");
     if (body.querySelector(".empty")) body.textContent = "";
-    body.prepend(row(event));
+    const tr = row(event);
+    filter(tr);
+    body.prepend(tr);
     while (body.children.length > 50) body.lastElementChild.remove();
   }
   function stats(s) {
@@ -181,6 +220,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   source.addEventListener("snapshot", (e) => { const data = JSON.parse(e.data); stats(data.stats); for (const event of data.recent) add(event); });
   source.addEventListener("stats", (e) => stats(JSON.parse(e.data)));
   source.addEventListener("request", (e) => add(JSON.parse(e.data)));
+  $("search").addEventListener("input", () => { for (const tr of $("recent").children) filter(tr); });
   $("purge").addEventListener("submit", async (e) => {
     e.preventDefault();
     const namespace = $("namespace").value.trim();
