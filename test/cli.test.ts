@@ -5,9 +5,10 @@
  * captured), except `serve`, which runs as its own process.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
@@ -58,6 +59,18 @@ describe("infercache help and errors", () => {
       expect(help.code).toBe(0);
       expect(help.out).toMatch(new RegExp(`^Usage: infercache ${name}`));
     }
+  });
+
+  it("runs through a bin symlink, as npx and npm link install it", async () => {
+    const link = join(dir, "infercache");
+    symlinkSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)), link);
+    const child = spawn(process.execPath, [link, "--help"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    expect(await new Promise((resolve) => child.once("exit", resolve))).toBe(0);
+    expect(out).toMatch(/^Usage: infercache COMMAND/);
   });
 
   it("says what is wrong and what to pass", async () => {

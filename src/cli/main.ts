@@ -4,6 +4,8 @@
  * `stats`, `purge`, `export`, `import`. `infercache COMMAND --help` says what each takes.
  */
 
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { SERVE_HELP, serveCommand } from "./serve.js";
 import { UsageError } from "./shared.js";
 import {
@@ -64,11 +66,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (
-  import.meta.url === `file://${process.argv[1]}` ||
-  process.argv[1]?.endsWith("cli/main.js") ||
-  process.argv[1]?.endsWith("cli/main.ts")
-) {
+/** Run as a program (also through a bin symlink such as node_modules/.bin/infercache)? */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
