@@ -4,10 +4,15 @@
  * bytes (the limit of the HTTP stack). Reports req/s and latency percentiles.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Fastify from "fastify";
 import { LlamaEngine } from "../src/llama.js";
+import { serveFetchHandler } from "../src/llm.js";
 import { createGateway } from "../src/server.js";
+import { SqliteStore } from "../src/sqlite.js";
 import { MODEL_PATH } from "../test/helpers/llama-upstream.js";
 
 export interface GatewayRow {
@@ -41,51 +46,69 @@ async function load(
 
 export async function gatewayBench(seconds = 5): Promise<GatewayRow[]> {
   const engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
-  const gateway = createGateway({ engine });
-  const served = { url: await gateway.listen(), close: () => gateway.close() };
+  const dir = mkdtempSync(join(tmpdir(), "infercache-gateway-bench-"));
+  const sqlite = new SqliteStore({ path: join(dir, "cache.db") });
+  const memoryGateway = createGateway({ engine });
+  const sqliteGateway = createGateway({ engine, store: sqlite });
   const body = JSON.stringify({
     model: "tiny",
     messages: [{ role: "user", content: "benchmark" }],
     temperature: 0,
     max_tokens: 8,
   });
-  const primed = await fetch(`${served.url}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer bench" },
-    body,
+  const targets: { label: string; url: string }[] = [
+    { label: "gateway, cache hit (MemoryStore)", url: await memoryGateway.listen() },
+    {
+      label: "gateway, cache hit (SqliteStore, the CLI default)",
+      url: await sqliteGateway.listen(),
+    },
+  ];
+  const viaHandler = await serveFetchHandler(memoryGateway.handle);
+  targets.push({
+    label: "same gateway via its fetch-style handler (no fast path)",
+    url: viaHandler.url,
   });
-  const answer = await primed.text();
+  let answer = "";
+  for (const target of targets) {
+    const primed = await fetch(`${target.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer bench" },
+      body,
+    });
+    answer = await primed.text();
+  }
   const bare = Fastify();
   bare.post("/v1/chat/completions", async (_request, reply) =>
     reply.header("content-type", "application/json").send(answer),
   );
   await bare.listen({ port: 0, host: "127.0.0.1" });
   const address = bare.server.address();
-  const bareUrl = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}/v1/chat/completions`;
+  targets.push({
+    label: "bare Fastify route, same bytes (the limit)",
+    url: `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`,
+  });
   try {
-    await load(bareUrl, body, 1); // warm both
-    await load(`${served.url}/v1/chat/completions`, body, 1);
-    const ours = await load(`${served.url}/v1/chat/completions`, body, seconds);
-    const limit = await load(bareUrl, body, seconds);
-    return [
-      {
-        label: "gateway, cache hit (chat completion)",
-        requestsPerSec: ours.rps,
-        p50Ms: ours.p50,
-        p99Ms: ours.p99,
-        errors: ours.errors,
-      },
-      {
-        label: "bare Fastify route, same bytes",
-        requestsPerSec: limit.rps,
-        p50Ms: limit.p50,
-        p99Ms: limit.p99,
-        errors: limit.errors,
-      },
-    ];
+    const rows: GatewayRow[] = [];
+    for (const target of targets) {
+      const url = `${target.url}/v1/chat/completions`;
+      await load(url, body, 1); // warm-up
+      const result = await load(url, body, seconds);
+      rows.push({
+        label: target.label,
+        requestsPerSec: result.rps,
+        p50Ms: result.p50,
+        p99Ms: result.p99,
+        errors: result.errors,
+      });
+    }
+    return rows;
   } finally {
     await bare.close();
-    await served.close();
+    await viaHandler.close();
+    await memoryGateway.close();
+    await sqliteGateway.close();
+    await sqlite.close();
     await engine.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
