@@ -27,7 +27,7 @@ import { CacheCore } from "../cache/core.js";
 import type { Listener } from "../cache/events.js";
 import type { CacheStats } from "../cache/stats.js";
 import type { Duration } from "../store/parse-duration.js";
-import type { Entry, Scope, Store } from "../store/store.js";
+import type { Entry, FlightCoordinator, FlightLease, Scope, Store } from "../store/store.js";
 import { type CacheControl, parseCacheControl } from "./cache-control.js";
 import { chatKey, completionKey, embeddingKey, type KeyScope } from "./keys.js";
 import { assemble, isComplete, splitEvents, synthesize } from "./sse.js";
@@ -143,9 +143,13 @@ interface EmbeddingRecord {
 }
 
 /** An upstream call in flight that identical requests join. */
-type Pending =
+type Pending = (
   | { format: "sse"; recorder: StreamRecorder; upstream: Promise<Response> }
-  | { format: "json"; answer: Promise<AnswerRecord | undefined> };
+  | { format: "json"; answer: Promise<AnswerRecord | undefined> }
+) & {
+  /** The cross-process lock of a shared store, released when the flight settles. */
+  lease?: FlightLease | undefined;
+};
 
 const ROUTES: [suffix: string, route: LlmResult["route"]][] = [
   ["/chat/completions", "chat"],
@@ -301,6 +305,21 @@ class CachingFetcher {
         return this.#serve(call, base, entry.value as AnswerRecord, entry, "hit");
       const pending = this.#pending.get(this.#pendingId(call.scope, base));
       if (pending !== undefined) return this.#join(call, base, pending);
+      if (this.#core.store.flights !== undefined) {
+        // A store shared by processes: one of them calls the upstream, the others wait for it.
+        const shared = await this.#shared(base, call);
+        if (shared.entry !== undefined) {
+          this.#core.coalesced(base, call.scope);
+          return this.#serve(
+            call,
+            base,
+            shared.entry.value as AnswerRecord,
+            shared.entry,
+            "coalesced",
+          );
+        }
+        return this.#miss(call, base, true, shared.lease);
+      }
     }
     return this.#miss(call, base, true);
   }
@@ -321,7 +340,26 @@ class CachingFetcher {
     return this.#miss(call, free, false);
   }
 
-  async #miss(call: Call, key: string, coalesce: boolean): Promise<Response> {
+  /**
+   * Cross-process single-flight on a shared store: the lease when this process should call the
+   * upstream, or the entry another process stored while this one waited (bounded). Lock failures
+   * fall back to calling the upstream, like every store failure.
+   */
+  async #shared(key: string, call: Call): Promise<{ entry?: Entry; lease?: FlightLease }> {
+    const coordinator = this.#core.store.flights as FlightCoordinator;
+    try {
+      const lease = await coordinator.acquire(key, call.scope);
+      if (lease !== undefined) return { lease };
+      await coordinator.waitFor(key, call.scope, this.#core.waitTimeoutMs);
+    } catch (error) {
+      this.#core.fail("lock", error);
+      return {};
+    }
+    const entry = await this.#read(key, call);
+    return entry === undefined ? {} : { entry };
+  }
+
+  async #miss(call: Call, key: string, coalesce: boolean, lease?: FlightLease): Promise<Response> {
     this.#core.miss(key, call.scope);
     const controller = new AbortController();
     const upstream = this.#callUpstream(call, controller.signal);
@@ -330,7 +368,7 @@ class CachingFetcher {
       const recorder = new StreamRecorder(() =>
         controller.abort(new Error("infercache: every reader left")),
       );
-      const pending: Pending = { format: "sse", recorder, upstream };
+      const pending: Pending = { format: "sse", recorder, upstream, lease };
       if (coalesce) this.#pending.set(id, pending);
       let response: Response;
       try {
@@ -378,6 +416,7 @@ class CachingFetcher {
         (a) => a.record,
         () => undefined,
       ),
+      lease,
     };
     if (coalesce) this.#pending.set(id, pending);
     let outcome: { response: Response; record?: AnswerRecord };
@@ -724,6 +763,11 @@ class CachingFetcher {
 
   #settle(id: string, pending: Pending): void {
     if (this.#pending.get(id) === pending) this.#pending.delete(id);
+    const lease = pending.lease;
+    if (lease !== undefined) {
+      pending.lease = undefined;
+      this.#core.releaseAfter(lease, undefined);
+    }
   }
 
   #pendingId(scope: Scope, key: string): string {
