@@ -179,6 +179,27 @@ describe("the gateway with the OpenAI SDK in front of the local engine", () => {
     }
   });
 
+  it("ends open event streams on close instead of waiting for them to disconnect", async () => {
+    const closing = createGateway({ engine, store: new MemoryStore({ maxSize: 10 }) });
+    const url = await closing.listen();
+    const readers = await Promise.all(
+      ["/events", "/session/events"].map(async (path) => {
+        const response = await fetch(`${url}${path}`, { headers: { "x-session-id": "closing" } });
+        const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+        expect((await reader.read()).done).toBe(false);
+        return reader;
+      }),
+    );
+    // With a drain limit far beyond the test's timeout, only ending the streams lets this finish.
+    await closing.close(120_000);
+    for (const reader of readers) {
+      let done = false;
+      while (!done) done = (await reader.read()).done;
+      expect(done).toBe(true);
+    }
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  });
+
   it("needs one upstream", () => {
     expect(() => createGateway({})).toThrow(/exactly one of `upstream`/);
     expect(() => createGateway({ upstream: "ftp://x" })).toThrow(/http\(s\) base URL/);

@@ -24,6 +24,7 @@ export interface DashboardEvent {
 export class DashboardFeed {
   readonly recent: DashboardEvent[] = [];
   readonly #listeners = new Set<(event: DashboardEvent) => void>();
+  readonly #open = new Set<() => void>();
   readonly #keep: number;
 
   constructor(keep = 50) {
@@ -47,6 +48,11 @@ export class DashboardFeed {
     for (const listener of this.#listeners) listener(event);
   }
 
+  /** Ends every open event stream (a shutdown does not wait for dashboards to disconnect). */
+  closeAll(): void {
+    for (const end of [...this.#open]) end();
+  }
+
   /** An SSE response: a snapshot first, then every request, then stats every second. */
   stream(snapshot: () => unknown): Response {
     const encoder = new TextEncoder();
@@ -59,10 +65,16 @@ export class DashboardFeed {
         const listener = (event: DashboardEvent) => send("request", event);
         this.#listeners.add(listener);
         const timer = setInterval(() => send("stats", snapshot()), 1000);
+        const end = () => {
+          cleanup();
+          controller.close();
+        };
         cleanup = () => {
           clearInterval(timer);
           this.#listeners.delete(listener);
+          this.#open.delete(end);
         };
+        this.#open.add(end);
       },
       cancel: () => cleanup(),
     });

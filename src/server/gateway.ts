@@ -155,6 +155,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
   };
 
+  const openSessions = new Set<() => Promise<void>>();
+
   const handle = async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     const path = url.pathname;
@@ -167,7 +169,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (path === "/events" && request.method === "GET")
       return feed.stream(() => metrics.snapshot());
     if (path === "/session/events" && request.method === "GET")
-      return sessionStream(sessionOf(request.headers), endSession);
+      return sessionStream(sessionOf(request.headers), endSession, openSessions);
     if (path === "/metrics")
       return new Response(metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4" },
@@ -290,6 +292,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     },
     close: async (drainMs = 10_000) => {
+      // Event streams never finish on their own: end them, so the drain waits only for work.
+      feed.closeAll();
+      await Promise.all([...openSessions].map((end) => end()));
       const timer = setTimeout(() => app.server.closeAllConnections(), drainMs);
       try {
         await app.close();
@@ -388,18 +393,29 @@ function slotted(upstream: Upstream, concurrency: number, maxQueue: number): Ups
 function sessionStream(
   given: string | undefined,
   end: (session: string) => Promise<void>,
+  open: Set<() => Promise<void>>,
 ): Response {
   const session = given ?? crypto.randomUUID();
   const encoder = new TextEncoder();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
+  let stop = () => false;
   const body = new ReadableStream<Uint8Array>({
     start: (controller) => {
+      const close = async () => {
+        open.delete(close);
+        clearInterval(heartbeat);
+        controller.close();
+        await end(session);
+      };
+      open.add(close);
+      stop = () => open.delete(close);
       controller.enqueue(
         encoder.encode(`event: session\ndata: ${JSON.stringify({ session })}\n\n`),
       );
       heartbeat = setInterval(() => controller.enqueue(encoder.encode(": keep-alive\n\n")), 15_000);
     },
     cancel: async () => {
+      stop();
       clearInterval(heartbeat);
       await end(session);
     },
