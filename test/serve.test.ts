@@ -37,6 +37,7 @@ let app: ServedApp;
 beforeAll(async () => {
   app = await serve({
     functions: { classify, slow, stream, draft, perSession },
+    params: { classify: ["Float32Array"] },
     bodyLimitBytes: 16 * 1024,
   });
 });
@@ -154,6 +155,28 @@ describe("serve({ functions })", () => {
     expect(big.status).toBe(413);
     const badBinary = await call("classify", [{ $binary: "AAAA", type: "Float33Array" }]);
     expect(badBinary.status).toBe(400);
+    const message = async (response: Response) =>
+      ((await response.json()) as { error: { message: string } }).error.message;
+    const tooFew = await call("classify", []);
+    expect(tooFew.status).toBe(400);
+    expect(await message(tooFew)).toBe("`classify` takes 1 argument (Float32Array), got 0");
+    const wrongType = await call("classify", ["not pixels"]);
+    expect(wrongType.status).toBe(400);
+    expect(await message(wrongType)).toBe(
+      "argument 1 of `classify` must be Float32Array, got string",
+    );
+    const tooMany = await call("classify", [image(1), 2]);
+    expect(await message(tooMany)).toBe("`classify` takes 1 argument (Float32Array), got 2");
+    // Without declared params only the count is checked, from the function's length.
+    const perSessionMissing = await call("perSession", []);
+    expect(perSessionMissing.status).toBe(400);
+    expect(await message(perSessionMissing)).toBe("`perSession` takes 1 argument, got 0");
+    await expect(
+      serve({ functions: { classify }, params: { classify: ["Float33Array"] } }),
+    ).rejects.toThrow(/`params.classify\[0\]` is `Float33Array`; expected one of/);
+    await expect(serve({ functions: { classify }, params: { other: [] } })).rejects.toThrow(
+      /`params.other` names no function/,
+    );
     expect(computed).toBeGreaterThan(0);
   });
 });

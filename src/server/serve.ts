@@ -38,6 +38,13 @@ export interface ServeOptions {
   host?: string;
   /** @default 10 MiB */
   bodyLimitBytes?: number;
+  /**
+   * Declared parameters per function, checked before a call: a type each — `string`, `number`,
+   * `boolean`, `null`, `array`, `object`, `Buffer`, a typed array name (`Float32Array`…) or
+   * `any` — with `?` for an optional one (`"number?"`) and `...` for a rest parameter
+   * (`"...string"`). Without them only the count is checked: at least `fn.length` arguments.
+   */
+  params?: Record<string, string[]>;
 }
 
 export interface ServedApp {
@@ -68,6 +75,12 @@ const TYPED: Record<
 };
 
 export async function serve(options: ServeOptions): Promise<ServedApp> {
+  const signatures = new Map<string, Param[]>();
+  for (const [name, spec] of Object.entries(options.params ?? {})) {
+    if (!Object.hasOwn(options.functions, name))
+      throw new TypeError(`serve(): \`params.${name}\` names no function in \`functions\``);
+    signatures.set(name, parseParams(name, spec));
+  }
   const app = Fastify({ bodyLimit: options.bodyLimitBytes ?? 10 * 1024 * 1024 });
 
   app.get("/healthz", async () => ({ status: "ok", functions: Object.keys(options.functions) }));
@@ -111,6 +124,8 @@ export async function serve(options: ServeOptions): Promise<ServedApp> {
     } catch (cause) {
       return reply.code(400).send(error((cause as Error).message));
     }
+    const wrong = checkArgs(request.params.name, fn, signatures.get(request.params.name), args);
+    if (wrong !== undefined) return reply.code(400).send(error(wrong));
     const session = sessionOf(request.headers);
     const streaming = (request.headers.accept ?? "").includes("text/event-stream");
     const status: CallStatus = {};
@@ -175,6 +190,87 @@ export async function serve(options: ServeOptions): Promise<ServedApp> {
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
   return { url: `http://${options.host ?? "127.0.0.1"}:${port}`, app, close: () => app.close() };
+}
+
+interface Param {
+  type: string;
+  optional: boolean;
+  rest: boolean;
+}
+
+const TYPE_NAMES = new Set([
+  "string",
+  "number",
+  "boolean",
+  "null",
+  "array",
+  "object",
+  "Buffer",
+  "any",
+  ...Object.keys(TYPED),
+]);
+
+function parseParams(name: string, spec: unknown): Param[] {
+  if (!Array.isArray(spec))
+    throw new TypeError(`serve(): \`params.${name}\` must be an array of type names`);
+  return spec.map((text: unknown, i) => {
+    const raw = String(text);
+    const rest = raw.startsWith("...");
+    const optional = raw.endsWith("?");
+    const type = raw.slice(rest ? 3 : 0, optional ? -1 : undefined);
+    if (!TYPE_NAMES.has(type) || (rest && i !== spec.length - 1)) {
+      throw new TypeError(
+        `serve(): \`params.${name}[${i}]\` is \`${raw}\`; expected one of ${[...TYPE_NAMES].join(", ")}, with ? for optional or ... for a last rest parameter`,
+      );
+    }
+    return { type, optional, rest };
+  });
+}
+
+/** What is wrong with the arguments of a call, or `undefined`. */
+function checkArgs(
+  name: string,
+  fn: AnyFunction,
+  params: Param[] | undefined,
+  args: unknown[],
+): string | undefined {
+  const plural = (n: number) => `${n} argument${n === 1 ? "" : "s"}`;
+  if (params === undefined) {
+    return args.length < fn.length
+      ? `\`${name}\` takes ${plural(fn.length)}, got ${args.length}`
+      : undefined;
+  }
+  const required = params.filter((p) => !p.optional && !p.rest).length;
+  const rest = params.at(-1)?.rest === true;
+  const max = rest ? Number.POSITIVE_INFINITY : params.length;
+  if (args.length < required || args.length > max) {
+    const wanted =
+      required === max
+        ? plural(required)
+        : rest
+          ? `at least ${plural(required)}`
+          : `${required} to ${max} arguments`;
+    return `\`${name}\` takes ${wanted} (${params.map(describe).join(", ")}), got ${args.length}`;
+  }
+  for (const [i, value] of args.entries()) {
+    const param = params[Math.min(i, params.length - 1)] as Param;
+    const actual = typeOf(value);
+    if (param.type !== "any" && actual !== param.type)
+      return `argument ${i + 1} of \`${name}\` must be ${param.type}, got ${actual}`;
+  }
+  return undefined;
+}
+
+function describe(param: Param): string {
+  return `${param.rest ? "..." : ""}${param.type}${param.optional ? "?" : ""}`;
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (Buffer.isBuffer(value)) return "Buffer";
+  if (ArrayBuffer.isView(value)) return value.constructor.name;
+  return typeof value;
 }
 
 function startEvents(reply: FastifyReply): (event: string, data: unknown) => void {
