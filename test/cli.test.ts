@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { createGateway } from "../src/server.js";
 import { MemoryStore } from "../src/store/memory.js";
+import { startServe } from "./helpers/cli.js";
 import { MODEL_PATH } from "./helpers/llama-upstream.js";
 
 const dir = mkdtempSync(join(tmpdir(), "infercache-cli-"));
@@ -162,33 +163,17 @@ describe("warm, stats, export, purge, import and serve on one SQLite file", () =
   });
 
   it("serves the warmed requests from the cache", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "src/cli/main.ts",
-        "serve",
-        "--model",
-        MODEL_PATH,
-        "--port",
-        "0",
-        "--store",
-        store,
-        "--shared-cache",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, INFERCACHE_UPSTREAM: "" } },
-    );
+    const served = await startServe([
+      "--model",
+      MODEL_PATH,
+      "--port",
+      "0",
+      "--store",
+      store,
+      "--shared-cache",
+    ]);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let text = "";
-        child.stdout.on("data", (chunk: Buffer) => {
-          text += chunk.toString();
-          const match = /listening on (http:\/\/[^\s]+)\/v1/.exec(text);
-          if (match) resolve(match[1] as string);
-        });
-        child.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
-      });
+      const url = served.url;
       const openai = new OpenAI({ apiKey: "any", baseURL: `${url}/v1`, maxRetries: 0 });
       const answer = await openai.chat.completions
         .create({
@@ -198,8 +183,7 @@ describe("warm, stats, export, purge, import and serve on one SQLite file", () =
         .withResponse();
       expect(answer.response.headers.get("x-infercache")).toBe("hit");
     } finally {
-      child.kill("SIGTERM");
-      await new Promise((resolve) => child.once("exit", resolve));
+      await served.stop();
     }
   }, 60_000);
 });

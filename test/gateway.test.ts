@@ -1,10 +1,10 @@
-import { spawn } from "node:child_process";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaEngine } from "../src/llama.js";
 import { type ServedHandler, serveFetchHandler } from "../src/llm.js";
 import { createGateway, type Gateway } from "../src/server.js";
 import { MemoryStore } from "../src/store/memory.js";
+import { spawnCli, startServe } from "./helpers/cli.js";
 import { MODEL_PATH, startUpstream, type Upstream } from "./helpers/llama-upstream.js";
 
 let engine: LlamaEngine;
@@ -259,14 +259,8 @@ describe("the gateway's upstream queue", () => {
 });
 
 describe("the infercache command", () => {
-  const cli = (args: string[], env: Record<string, string> = {}) =>
-    spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-      env: { ...process.env, INFERCACHE_UPSTREAM: "", INFERCACHE_MODEL: "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-
   it("says what to set when there is nothing to cache", async () => {
-    const child = cli(["serve"]);
+    const child = spawnCli(["serve"]);
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
@@ -279,21 +273,12 @@ describe("the infercache command", () => {
   });
 
   it("serves the local model, answers, and drains on SIGTERM", async () => {
-    const child = cli(["serve", "--model", MODEL_PATH, "--port", "0", "--store", "memory"]);
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        const match = /listening on (http:\/\/[^\s]+)\/v1/.exec(out);
-        if (match) resolve(match[1] as string);
-      });
-      child.once("exit", (code) => reject(new Error(`exited with ${code}`)));
-    });
+    const served = await startServe(["--model", MODEL_PATH, "--port", "0", "--store", "memory"]);
+    const url = served.url;
     const openai = new OpenAI({ apiKey: "k", baseURL: `${url}/v1`, maxRetries: 0 });
     await openai.chat.completions.create(chat("from the command"));
     const hit = await openai.chat.completions.create(chat("from the command")).withResponse();
     expect(hit.response.headers.get("x-infercache")).toBe("hit");
-    child.kill("SIGTERM");
-    expect(await new Promise((resolve) => child.once("exit", resolve))).toBe(0);
+    expect(await served.stop()).toBe(0);
   }, 60_000);
 });
