@@ -711,7 +711,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function isIterator(value: unknown): boolean {
+/** A sync or async iterator (what a generator function returns). */
+export function isIterator(value: unknown): boolean {
   return (
     typeof value === "object" &&
     value !== null &&

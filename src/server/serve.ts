@@ -18,6 +18,7 @@
  */
 
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import { isIterator } from "../cache/cache-fn.js";
 import type { CallStatus } from "../cache/core.js";
 import type { QueuePosition } from "../cache/scheduling.js";
 import { endSession, runInSession } from "../cache/session.js";
@@ -139,7 +140,7 @@ export async function serve(options: ServeOptions): Promise<ServedApp> {
     };
     const run = async () => {
       const output = invoke();
-      if (isAsyncIterable(output) || isIterable(output)) {
+      if (isIterator(output)) {
         let last: unknown;
         for await (const value of output as AsyncIterable<unknown>) {
           last = value;
@@ -335,24 +336,6 @@ function encode(value: unknown): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, encode(v)]));
   }
   return value;
-}
-
-function isAsyncIterable(value: unknown): boolean {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    Symbol.asyncIterator in value &&
-    typeof (value as { next?: unknown }).next === "function"
-  );
-}
-
-function isIterable(value: unknown): boolean {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    Symbol.iterator in value &&
-    typeof (value as { next?: unknown }).next === "function"
-  );
 }
 
 function error(message: string) {
