@@ -274,30 +274,23 @@ class CachingFetcher {
     if ((this.#options.replayDelayMs ?? 0) > 0) return undefined;
     const call = this.#call(head, text, undefined);
     if (call === undefined || call.route === "embeddings" || call.control.noCache) return undefined;
-    const { body } = call;
-    if (typeof body.n === "number" && body.n > 1) return undefined;
     if (this.#policyFor(call) !== "cache") return undefined;
-    const key =
-      call.route === "chat" ? chatKey(body, call.keyScope) : completionKey(body, call.keyScope);
-    call.key = key;
+    const key = this.#keyOf(call);
     const entry = await this.#read(key, call);
     if (entry === undefined) return undefined;
-    const record = entry.value as AnswerRecord;
-    const answer = this.#render(call, key, record, entry, "hit");
-    const text2 = typeof answer.body === "string" ? answer.body : `${answer.body.join("\n\n")}\n\n`;
-    return { status: answer.status, headers: answer.headers, body: text2 };
+    const answer = this.#render(call, key, entry.value as AnswerRecord, entry, "hit");
+    return {
+      status: answer.status,
+      headers: answer.headers,
+      body: typeof answer.body === "string" ? answer.body : answer.body.map(sseEvent).join(""),
+    };
   }
 
   /** Chat and text completions. */
   async #answer(call: Call): Promise<Response> {
-    const { body } = call;
-    const n = typeof body.n === "number" ? body.n : 1;
-    if (n > 1 && this.#options.cacheMultipleChoices !== true) return this.#bypass(call);
     const policy = this.#policyFor(call);
     if (policy === "bypass") return this.#bypass(call);
-    const base =
-      call.route === "chat" ? chatKey(body, call.keyScope) : completionKey(body, call.keyScope);
-    call.key = base;
+    const base = this.#keyOf(call);
     if (typeof policy === "object") return this.#bucket(call, base, policy.bucket);
     if (!call.control.noCache) {
       const entry = await this.#read(base, call);
@@ -716,8 +709,21 @@ class CachingFetcher {
     );
   }
 
+  /** The store key of a chat or text completion; the response headers and reports carry it. */
+  #keyOf(call: Call): string {
+    const key =
+      call.route === "chat"
+        ? chatKey(call.body, call.keyScope)
+        : completionKey(call.body, call.keyScope);
+    call.key = key;
+    return key;
+  }
+
+  /** How a chat or text completion is cached: `n > 1` and sampled requests follow their policies. */
   #policyFor(call: Call): SamplingPolicy {
     const { body } = call;
+    if (typeof body.n === "number" && body.n > 1 && this.#options.cacheMultipleChoices !== true)
+      return "bypass";
     const sampled =
       (typeof body.temperature !== "number" || body.temperature > 0) && body.seed === undefined;
     if (!sampled) return "cache";
@@ -827,6 +833,10 @@ function routeOf(path: string): (typeof ROUTES)[number] | undefined {
   return ROUTES.find(([suffix]) => trimmed.endsWith(suffix));
 }
 
+function sseEvent(event: string): string {
+  return `${event}\n\n`;
+}
+
 function eventStream(events: string[], delayMs: number): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   let index = 0;
@@ -837,7 +847,7 @@ function eventStream(events: string[], delayMs: number): ReadableStream<Uint8Arr
         return;
       }
       if (delayMs > 0 && index > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      controller.enqueue(encoder.encode(`${events[index++]}\n\n`));
+      controller.enqueue(encoder.encode(sseEvent(events[index++] as string)));
     },
   });
 }
