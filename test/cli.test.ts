@@ -85,6 +85,12 @@ describe("infercache help and errors", () => {
     const missing = await run(["stats", "--store", `sqlite:${join(dir, "absent.db")}`]);
     expect(missing).toMatchObject({ code: 2, err: /no SQLite store at/ });
     expect(await run(["warm"])).toMatchObject({ code: 2, err: /warm needs a file of requests/ });
+    expect(
+      await run(["serve", "--upstream", "http://127.0.0.1:9/v1", "--max-queue", "5"]),
+    ).toMatchObject({
+      code: 2,
+      err: /--max-queue bounds the calls waiting for an upstream slot: pass --concurrency N too/,
+    });
     expect(await run(["purge", "--store", "memcached://x"])).toMatchObject({
       code: 2,
       err: /Expected --store to be sqlite:PATH, redis:\/\/HOST:PORT or memory/,

@@ -203,6 +203,12 @@ describe("the gateway with the OpenAI SDK in front of the local engine", () => {
   it("needs one upstream", () => {
     expect(() => createGateway({})).toThrow(/exactly one of `upstream`/);
     expect(() => createGateway({ upstream: "ftp://x" })).toThrow(/http\(s\) base URL/);
+    expect(() => createGateway({ upstream: "http://x/v1", concurrency: -1 })).toThrow(
+      /Expected `concurrency` to be a non-negative integer/,
+    );
+    expect(() => createGateway({ upstream: "http://x/v1", maxQueue: 5 })).toThrow(
+      /`maxQueue` bounds the calls waiting for an upstream slot; set `concurrency` too/,
+    );
   });
 });
 

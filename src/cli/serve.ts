@@ -29,7 +29,8 @@ Starts the OpenAI-compatible caching gateway: /v1/chat/completions, /v1/completi
                         (env INFERCACHE_TENANT_SECRET; default random per process)
   --admin-token T       enables /admin/* behind "Authorization: Bearer T" (env INFERCACHE_ADMIN_TOKEN)
   --concurrency N       upstream calls at once (default 0 = no limit)
-  --max-queue N         upstream calls waiting for a slot; more get 503 (default 0 = no limit)
+  --max-queue N         with --concurrency: upstream calls waiting for a slot; more get 503
+                        (default 0 = no limit)
   --body-limit BYTES    default 10485760
   --upstream-timeout MS default 120000
 `;
@@ -57,6 +58,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     bodyLimitBytes: integer(values, "body-limit", 10 * 1024 * 1024, 1),
     upstreamTimeoutMs: integer(values, "upstream-timeout", 120_000, 1),
   };
+  if (gatewayOptions.maxQueue > 0 && gatewayOptions.concurrency === 0)
+    throw new UsageError(
+      "--max-queue bounds the calls waiting for an upstream slot: pass --concurrency N too",
+    );
   const adminToken = option(values, "admin-token", "INFERCACHE_ADMIN_TOKEN");
   const source = await openSource(values);
   const store = await openStore(option(values, "store") ?? DEFAULT_STORE);

@@ -34,6 +34,7 @@ import {
 import { abortOnClose, toWebRequest, writeFailure, writeWebResponse } from "../llm/http-adapter.js";
 import { Queue } from "../queue/queue.js";
 import { QueueFullError } from "../queue/queue-full-error.js";
+import { nonNegativeInteger } from "../store/options.js";
 import type { Store } from "../store/store.js";
 import { DASHBOARD_HTML, DashboardFeed } from "./dashboard.js";
 import { Metrics } from "./metrics.js";
@@ -60,7 +61,7 @@ export interface GatewayOptions {
   upstreamTimeoutMs?: number;
   /** Upstream calls at once (cache misses). 0 = no limit. @default 0 */
   concurrency?: number;
-  /** Upstream calls allowed to wait for a slot; more get 503. 0 = no limit. @default 0 */
+  /** With `concurrency`: upstream calls allowed to wait for a slot; more get 503. 0 = no limit. @default 0 */
   maxQueue?: number;
 }
 
@@ -114,10 +115,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     const request = new Request(input, { ...init, signal });
     return engine !== undefined ? engine.handle(request) : fetch(request);
   };
-  const upstream =
-    (options.concurrency ?? 0) > 0 || (options.maxQueue ?? 0) > 0
-      ? slotted(direct, options.concurrency ?? 0, options.maxQueue ?? 0)
-      : direct;
+  const concurrency = nonNegativeInteger(options.concurrency ?? 0, "concurrency");
+  const maxQueue = nonNegativeInteger(options.maxQueue ?? 0, "maxQueue");
+  if (maxQueue > 0 && concurrency === 0) {
+    throw new TypeError(
+      "createGateway(): `maxQueue` bounds the calls waiting for an upstream slot; set `concurrency` too",
+    );
+  }
+  const upstream = concurrency > 0 ? slotted(direct, concurrency, maxQueue) : direct;
 
   const tenants = new Map<string, string>();
   const tenantOf = (authorization: string): string => {
@@ -342,10 +347,7 @@ function headOf(url: string, request: FastifyRequest): RequestHead {
  */
 function slotted(upstream: Upstream, concurrency: number, maxQueue: number): Upstream {
   const queue = new Queue({ maxSize: maxQueue });
-  const lane = queue.lane({
-    concurrency: concurrency > 0 ? concurrency : Number.MAX_SAFE_INTEGER,
-    name: "upstream",
-  });
+  const lane = queue.lane({ concurrency, name: "upstream" });
   return (input, init) =>
     new Promise<Response>((resolve, reject) => {
       lane
@@ -398,27 +400,26 @@ function sessionStream(
   const session = given ?? crypto.randomUUID();
   const encoder = new TextEncoder();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
-  let stop = () => false;
+  // The client left (cancel) or the gateway closes (shutdown): either way the session ends once.
+  const finish = async () => {
+    if (!open.delete(shutdown)) return;
+    clearInterval(heartbeat);
+    await end(session);
+  };
+  let shutdown = finish;
   const body = new ReadableStream<Uint8Array>({
     start: (controller) => {
-      const close = async () => {
-        open.delete(close);
-        clearInterval(heartbeat);
+      shutdown = async () => {
         controller.close();
-        await end(session);
+        await finish();
       };
-      open.add(close);
-      stop = () => open.delete(close);
+      open.add(shutdown);
       controller.enqueue(
         encoder.encode(`event: session\ndata: ${JSON.stringify({ session })}\n\n`),
       );
       heartbeat = setInterval(() => controller.enqueue(encoder.encode(": keep-alive\n\n")), 15_000);
     },
-    cancel: async () => {
-      stop();
-      clearInterval(heartbeat);
-      await end(session);
-    },
+    cancel: finish,
   });
   return new Response(body, {
     headers: {
