@@ -9,11 +9,11 @@
  * included; errors, early-closed and failing streams are never cached.
  */
 
+import type { Listener } from "../base/emitter.js";
 import type { Entry, FlightLease, Scope, Store } from "../store/store.js";
 import { runComputation } from "./computation.js";
 import type { CacheCore, CacheEvents, CacheOptions, CallStatus } from "./core.js";
 import { CacheCore as Core } from "./core.js";
-import type { Listener } from "./events.js";
 import { Flight } from "./flight.js";
 import { lookupWrapper, optionsSignature, rememberWrapper } from "./registry.js";
 import type { QueueLane, QueueLike, QueuePosition } from "./scheduling.js";

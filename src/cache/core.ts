@@ -7,11 +7,12 @@
  * leaves the result uncached; both are counted in `stats().errors` and emitted as `error`.
  */
 
+import { type Clock, systemClock } from "../base/clock.js";
+import { type Duration, parseDuration } from "../base/duration.js";
+import { Emitter } from "../base/emitter.js";
+import type { Size } from "../base/size.js";
 import { hashKey, shortKey } from "../key/index.js";
-import { type Clock, systemClock } from "../store/clock.js";
 import { MemoryStore } from "../store/memory.js";
-import { type Duration, parseDuration } from "../store/parse-duration.js";
-import type { Size } from "../store/parse-size.js";
 import type {
   Entry,
   EvictReason,
@@ -22,7 +23,6 @@ import type {
   StoreEvent,
   SyncStore,
 } from "../store/store.js";
-import { Emitter } from "./events.js";
 import { KeyMemo } from "./key-memo.js";
 import { currentSession, registerSessionHolder, type SessionHolder } from "./session.js";
 import { type CacheStats, Counters } from "./stats.js";

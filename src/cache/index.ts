@@ -1,3 +1,5 @@
+export type { Listener } from "../base/emitter.js";
+export { type PrefixMatch, RadixTree, type Sequence } from "../prefix/radix-tree.js";
 export {
   type AsyncCachedFunction,
   type CachedFunction,
@@ -10,9 +12,7 @@ export {
 } from "./cache-fn.js";
 export { currentSignal } from "./computation.js";
 export type { CacheEvents, CacheOptions, CallStatus } from "./core.js";
-export type { Listener } from "./events.js";
 export { Cache, type CacheSetOptions, type PrefixHit, type PrefixKey } from "./manual.js";
-export { type PrefixMatch, RadixTree, type Sequence } from "./radix-tree.js";
 export type { LaneRunOptions, QueueLane, QueueLike, QueuePosition } from "./scheduling.js";
 export { currentSession, endSession, runInSession } from "./session.js";
 export { NotSnapshotableError, snapshot } from "./snapshot.js";

@@ -9,14 +9,14 @@
  * never served; it is dropped from the tree instead.
  */
 
-import type { Duration } from "../store/parse-duration.js";
-import { parseDuration } from "../store/parse-duration.js";
+import type { Duration } from "../base/duration.js";
+import { parseDuration } from "../base/duration.js";
+import type { Listener } from "../base/emitter.js";
+import { RadixTree, type Sequence } from "../prefix/radix-tree.js";
 import type { Entry, Scope } from "../store/store.js";
 import { runComputation } from "./computation.js";
 import { CacheCore, type CacheEvents, type CacheOptions } from "./core.js";
-import type { Listener } from "./events.js";
 import { Flight } from "./flight.js";
-import { RadixTree, type Sequence } from "./radix-tree.js";
 import { snapshot } from "./snapshot.js";
 import type { CacheStats } from "./stats.js";
 import { reportLookup } from "./usage.js";
@@ -49,7 +49,7 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   constructor(options: CacheOptions = {}) {
     this.#core = new CacheCore(options, "new Cache()", undefined);
-    this.#core.onEvict((event) => this.#unindex(event.scope, event.key, event.entry.rawKey));
+    this.#core.onEvict((event) => this.#unindex(event.scope, event.key, event.entry?.rawKey));
     this.#core.onSessionCleared((id) => this.#trees.delete(id));
   }
 

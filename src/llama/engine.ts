@@ -19,8 +19,8 @@ import type {
   LlamaModel,
   Token,
 } from "node-llama-cpp";
+import { importPeer } from "../base/optional-peer.js";
 import { limit } from "../queue/limit.js";
-import { importPeer } from "../store/peer.js";
 import {
   LlamaStateCache,
   type LlamaStateCacheOptions,

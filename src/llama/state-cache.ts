@@ -27,8 +27,8 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { copyFile, open, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
+import type { Size } from "../base/size.js";
 import { PrefixCache } from "../prefix/prefix-cache.js";
-import type { Size } from "../store/parse-size.js";
 
 export interface LlamaStateCacheOptions {
   /** Folder for state files (tmpfs for a RAM tier). Created if missing. */

@@ -22,11 +22,11 @@
  * - A store failure never fails a request: it goes upstream uncached.
  */
 
+import type { Duration } from "../base/duration.js";
+import type { Listener } from "../base/emitter.js";
 import type { CacheEvents } from "../cache/core.js";
 import { CacheCore } from "../cache/core.js";
-import type { Listener } from "../cache/events.js";
 import type { CacheStats } from "../cache/stats.js";
-import type { Duration } from "../store/parse-duration.js";
 import type { Entry, FlightCoordinator, FlightLease, Scope, Store } from "../store/store.js";
 import { type CacheControl, parseCacheControl } from "./cache-control.js";
 import { chatKey, completionKey, embeddingKey, type KeyScope } from "./keys.js";

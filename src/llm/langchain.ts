@@ -8,9 +8,9 @@
 
 import type { BaseCache } from "@langchain/core/caches";
 import type { Generation } from "@langchain/core/outputs";
+import { loadPeer } from "../base/optional-peer.js";
 import type { CacheOptions } from "../cache/core.js";
 import { Cache } from "../cache/manual.js";
-import { loadPeer } from "../store/peer.js";
 
 export interface LangChainCacheOptions extends CacheOptions {}
 

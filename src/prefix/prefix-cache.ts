@@ -15,10 +15,10 @@
  * - Namespaces (a model fingerprint) are separate trees: a state from another model is never found.
  */
 
-import { Emitter, type Listener } from "../cache/events.js";
-import { RadixTree, type Sequence } from "../cache/radix-tree.js";
-import { estimateBytes } from "../store/estimate.js";
-import { parseSize, type Size } from "../store/parse-size.js";
+import { Emitter, type Listener } from "../base/emitter.js";
+import { estimateBytes } from "../base/estimate-bytes.js";
+import { parseSize, type Size } from "../base/size.js";
+import { RadixTree, type Sequence } from "./radix-tree.js";
 
 export interface PrefixCacheOptions {
   /** Bytes all entries may hold together: a number or `"2gb"`. */

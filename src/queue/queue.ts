@@ -14,10 +14,10 @@
  * durations) are pushed to callers that ask for them.
  */
 
+import { type Clock, systemClock } from "../base/clock.js";
+import { nonNegativeInteger, positiveInteger } from "../base/validate.js";
 import { currentSignal, runComputation } from "../cache/computation.js";
 import type { LaneRunOptions, QueueLane, QueueLike, QueuePosition } from "../cache/scheduling.js";
-import { type Clock, systemClock } from "../store/clock.js";
-import { nonNegativeInteger } from "../store/options.js";
 import { QueueFullError } from "./queue-full-error.js";
 
 export interface QueueOptions {
@@ -386,11 +386,4 @@ export class Lane implements QueueLane {
 /** A queue shared by several functions (see `Queue`). */
 export function createQueue(options?: QueueOptions): Queue {
   return new Queue(options);
-}
-
-function positiveInteger(value: number, option: string): number {
-  if (Number.isSafeInteger(value) && value >= 1) return value;
-  throw new TypeError(
-    `Expected \`${option}\` to be a positive integer, got \`${String(value)}\` (${typeof value})`,
-  );
 }

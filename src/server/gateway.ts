@@ -25,6 +25,7 @@
 
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { nonNegativeInteger } from "../base/validate.js";
 import {
   type CachingFetch,
   cachingFetch,
@@ -34,7 +35,6 @@ import {
 import { abortOnClose, toWebRequest, writeFailure, writeWebResponse } from "../llm/http-adapter.js";
 import { Queue } from "../queue/queue.js";
 import { QueueFullError } from "../queue/queue-full-error.js";
-import { nonNegativeInteger } from "../store/options.js";
 import type { Store } from "../store/store.js";
 import { DASHBOARD_HTML, DashboardFeed } from "./dashboard.js";
 import { Metrics } from "./metrics.js";

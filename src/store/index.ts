@@ -1,5 +1,7 @@
-export { type Clock, systemClock } from "./clock.js";
-export { estimateBytes } from "./estimate.js";
+export { type Clock, systemClock } from "../base/clock.js";
+export { type Duration, parseDuration } from "../base/duration.js";
+export { estimateBytes } from "../base/estimate-bytes.js";
+export { parseSize, type Size } from "../base/size.js";
 export {
   fromKeyv,
   type KeyvAdapter,
@@ -8,8 +10,6 @@ export {
   toKeyv,
 } from "./keyv.js";
 export { MemoryStore, type MemoryStoreOptions } from "./memory.js";
-export { type Duration, parseDuration } from "./parse-duration.js";
-export { parseSize, type Size } from "./parse-size.js";
 export {
   type ClearScope,
   type Entry,

@@ -12,20 +12,21 @@
  * empty the cache for it).
  */
 
-import { type Clock, systemClock } from "./clock.js";
-import { estimateBytes } from "./estimate.js";
-import { nonNegativeInteger, withDefaultTtl } from "./options.js";
-import { type Duration, parseDuration } from "./parse-duration.js";
-import { parseSize, type Size } from "./parse-size.js";
-import type {
-  ClearScope,
-  Entry,
-  EvictReason,
-  Scope,
-  SetOutcome,
-  Store,
-  StoreEvent,
-  SyncStore,
+import { type Clock, systemClock } from "../base/clock.js";
+import { type Duration, parseDuration } from "../base/duration.js";
+import { estimateBytes } from "../base/estimate-bytes.js";
+import { parseSize, type Size } from "../base/size.js";
+import { nonNegativeInteger } from "../base/validate.js";
+import {
+  type ClearScope,
+  type Entry,
+  type EvictReason,
+  type Scope,
+  type SetOutcome,
+  type Store,
+  type StoreEvent,
+  type SyncStore,
+  withDefaultTtl,
 } from "./store.js";
 
 export interface MemoryStoreOptions {

@@ -22,22 +22,23 @@
 
 import { randomUUID } from "node:crypto";
 import type { Cluster, Redis, RedisOptions } from "ioredis";
-import { type Clock, systemClock } from "./clock.js";
+import { type Clock, systemClock } from "../base/clock.js";
+import { type Duration, parseDuration } from "../base/duration.js";
+import { loadPeer } from "../base/optional-peer.js";
+import { positiveMilliseconds } from "../base/validate.js";
 import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
-import { withDefaultTtl } from "./options.js";
-import { type Duration, parseDuration } from "./parse-duration.js";
-import { loadPeer } from "./peer.js";
-import type {
-  ClearScope,
-  Entry,
-  FlightCoordinator,
-  FlightLease,
-  InvalidationBus,
-  InvalidationMessage,
-  Scope,
-  SetOutcome,
-  Store,
-  StoreEvent,
+import {
+  type ClearScope,
+  type Entry,
+  type FlightCoordinator,
+  type FlightLease,
+  type InvalidationBus,
+  type InvalidationMessage,
+  type Scope,
+  type SetOutcome,
+  type Store,
+  type StoreEvent,
+  withDefaultTtl,
 } from "./store.js";
 
 type Client = Redis | Cluster;
@@ -112,8 +113,11 @@ export class RedisStore implements Store, InvalidationBus {
     }
     this.prefix = options.prefix ?? "infercache:";
     this.ttl = options.ttl === undefined ? 0 : parseDuration(options.ttl, "ttl");
-    this.commandTimeoutMs = positive(options.commandTimeoutMs ?? 300, "commandTimeoutMs");
-    this.#lockTtlMs = positive(options.lockTtlMs ?? 30_000, "lockTtlMs");
+    this.commandTimeoutMs = positiveMilliseconds(
+      options.commandTimeoutMs ?? 300,
+      "commandTimeoutMs",
+    );
+    this.#lockTtlMs = positiveMilliseconds(options.lockTtlMs ?? 30_000, "lockTtlMs");
     this.#clock = options.clock ?? systemClock;
     if (options.client !== undefined) {
       this.#client = options.client;
@@ -171,13 +175,7 @@ export class RedisStore implements Store, InvalidationBus {
     } catch (error) {
       if (!(error instanceof CorruptEntryError)) throw error;
       await this.#remove(scope, [key]);
-      this.#emit({
-        type: "evict",
-        reason: "corrupt",
-        scope,
-        key,
-        entry: { value: undefined, createdAt: 0 },
-      });
+      this.#emit({ type: "evict", reason: "corrupt", scope, key });
       return undefined;
     }
     if (entry.expiresAt !== undefined && entry.expiresAt <= this.#clock.now()) return undefined;
@@ -573,11 +571,4 @@ function clientOptions(commandTimeout: number): RedisOptions {
     maxRetriesPerRequest: 1,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 1000),
   };
-}
-
-function positive(value: number, option: string): number {
-  if (Number.isFinite(value) && value > 0) return value;
-  throw new TypeError(
-    `Expected \`${option}\` to be a positive number of milliseconds, got \`${String(value)}\``,
-  );
 }

@@ -17,20 +17,21 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
-import { type Clock, systemClock } from "./clock.js";
+import { type Clock, systemClock } from "../base/clock.js";
+import { type Duration, parseDuration } from "../base/duration.js";
+import { loadPeer } from "../base/optional-peer.js";
+import { parseSize, type Size } from "../base/size.js";
+import { nonNegativeInteger } from "../base/validate.js";
 import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
-import { nonNegativeInteger, withDefaultTtl } from "./options.js";
-import { type Duration, parseDuration } from "./parse-duration.js";
-import { parseSize, type Size } from "./parse-size.js";
-import { loadPeer } from "./peer.js";
-import type {
-  ClearScope,
-  Entry,
-  EvictReason,
-  Scope,
-  SetOutcome,
-  Store,
-  StoreEvent,
+import {
+  type ClearScope,
+  type Entry,
+  type EvictReason,
+  type Scope,
+  type SetOutcome,
+  type Store,
+  type StoreEvent,
+  withDefaultTtl,
 } from "./store.js";
 
 export interface SqliteStoreOptions {
@@ -346,7 +347,6 @@ export class SqliteStore implements Store {
         reason: overCount > 0 ? "size" : "memory",
         scope: scopeOf(removed.namespace, removed.session),
         key: removed.key,
-        entry: { value: undefined, createdAt: 0 },
       });
     }
   }
@@ -362,7 +362,7 @@ export class SqliteStore implements Store {
 
   #drop(id: number, scope: Scope, key: string, reason: EvictReason): void {
     this.#sql.deleteId.run(id);
-    this.#emit({ type: "evict", reason, scope, key, entry: { value: undefined, createdAt: 0 } });
+    this.#emit({ type: "evict", reason, scope, key });
   }
 
   #emit(event: StoreEvent): void {

@@ -51,7 +51,8 @@ export interface StoreEvent {
   reason: EvictReason;
   scope: Scope;
   key: string;
-  entry: Entry;
+  /** The entry as it was, where the store still had it in hand (in-process stores). */
+  entry?: Entry | undefined;
 }
 
 export interface Store {
@@ -134,4 +135,16 @@ export class StoreError extends Error {
     );
     this.operation = operation;
   }
+}
+
+/** Whether `entry` has stopped being served at `now` (ms since the epoch). */
+export function isExpired(entry: Entry, now: number): boolean {
+  return entry.expiresAt !== undefined && entry.expiresAt <= now;
+}
+
+/** The entry with the store's default lifetime when it was written without its own. */
+export function withDefaultTtl(entry: Entry, ttl: number): Entry {
+  return entry.expiresAt === undefined && ttl > 0
+    ? { ...entry, expiresAt: entry.createdAt + ttl }
+    : entry;
 }
