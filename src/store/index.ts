@@ -23,6 +23,7 @@ export {
   type Store,
   StoreError,
   type StoreEvent,
+  type StoreHealth,
   type SyncStore,
 } from "./store.js";
 export { TieredStore, type TieredStoreOptions } from "./tiered.js";

@@ -82,7 +82,23 @@ export interface Store {
   readonly flights?: FlightCoordinator | undefined;
   /** Entries and bytes held for a namespace, when the store can tell cheaply. */
   usage?(namespace: string): { entries: number; bytes: number };
+  /**
+   * Whether the store is serving now, for health checks (the gateway's `/healthz`). Stores
+   * without it are taken to be healthy. Cheap: no I/O, it reports what the store last saw.
+   */
+  health?(): StoreHealth;
   close(): Promise<void>;
+}
+
+/**
+ * A store's health. `degraded`: calls go on uncached (Redis unreachable, a lock held too long);
+ * `reason` says why in words fit for a log (never a secret, a key or a value).
+ */
+export interface StoreHealth {
+  state: "ok" | "degraded";
+  reason?: string | undefined;
+  /** Since when (ms since the epoch) the store has been in this state. */
+  since?: number | undefined;
 }
 
 /**
