@@ -258,14 +258,16 @@ describe("cache(fn) validates at construction", () => {
     );
   });
 
-  it("asks for a namespace with a store of your own", () => {
+  it("asks for a namespace with a store of your own (a type error too)", () => {
+    // @ts-expect-error: a store of your own needs a namespace
     expect(() => cache((x: number) => x, { store: new MemoryStore() })).toThrow(
       /pass a `namespace` with `store`/,
     );
   });
 
-  it("refuses memory limits beside a store of your own", () => {
+  it("refuses memory limits beside a store of your own (a type error too)", () => {
     expect(() =>
+      // @ts-expect-error: limits belong to the store you give
       cache((x: number) => x, { store: new MemoryStore(), namespace: "n", maxSize: 3 }),
     ).toThrow(
       /`maxSize` applies to the default MemoryStore; with your own `store`, set `maxSize` on the store instead/,

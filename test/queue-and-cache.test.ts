@@ -96,7 +96,8 @@ describe("cache(fn, { queue })", () => {
     expect(order).toEqual(["start a", "end a", "start b", "end b"]);
   });
 
-  it("needs a queue for a concurrency", () => {
+  it("needs a queue for a concurrency (a type error too)", () => {
+    // @ts-expect-error: concurrency is a limit within a queue
     expect(() => cache(async (x: number) => x, { concurrency: 2 })).toThrow(
       /pass `queue: createQueue\(\)`/,
     );

@@ -1,21 +1,16 @@
 /**
  * The engine shared by `cache(fn)` and `Cache`: which store and scope an entry goes to, how a
- * value becomes a key, reading and writing with fail-open error handling, counters and events,
- * and the per-instance map of computations in flight.
+ * value becomes a key, reading and writing with fail-open error handling, and the flights in
+ * flight. What it reports goes through `Telemetry`.
  *
  * A store failure never reaches the caller: a read that throws is a miss, a write that throws
  * leaves the result uncached; both are counted in `stats().errors` and emitted as `error`.
  */
 
-import { type Clock, systemClock } from "../base/clock.js";
-import { type Duration, parseDuration } from "../base/duration.js";
-import { Emitter } from "../base/emitter.js";
-import type { Size } from "../base/size.js";
+import type { Clock } from "../base/clock.js";
 import { hashKey, shortKey } from "../key/index.js";
-import { MemoryStore } from "../store/memory.js";
 import type {
   Entry,
-  EvictReason,
   FlightLease,
   Scope,
   SetOutcome,
@@ -23,80 +18,18 @@ import type {
   StoreEvent,
   SyncStore,
 } from "../store/store.js";
+import { FlightTable } from "./flight-table.js";
 import { KeyMemo } from "./key-memo.js";
+import { type CacheOptions, resolveCacheOptions } from "./options.js";
 import { currentSession, registerSessionHolder, type SessionHolder } from "./session.js";
-import { type CacheStats, Counters } from "./stats.js";
+import { type CacheStats, Telemetry, type WarningReason } from "./telemetry.js";
 
-/** Options shared by `cache(fn)` and `new Cache()`. */
-export interface CacheOptions {
-  /** Maximum entries (LRU) of the default MemoryStore. 0 = unlimited. @default 128 */
-  maxSize?: number;
-  /** Maximum bytes of the default MemoryStore: a number or `"512mb"`, `"1.5GiB"`. @default unlimited */
-  maxMemory?: Size;
-  /** Maximum entries one session may hold in the default MemoryStore. @default unlimited */
-  maxSizePerSession?: number;
-  /** Maximum bytes one session may hold in the default MemoryStore. @default unlimited */
-  maxMemoryPerSession?: Size;
-  /** How long an entry is served: ms or `"10m"`, `"1h30m"`. @default forever */
-  ttl?: Duration;
-  /**
-   * Isolate entries per session (see `runInSession`): a session reads only its own entries and
-   * `endSession(id)` drops them. Outside a session, calls use the shared entries.
-   * @default false
-   */
-  perSession?: boolean;
-  /**
-   * Where entries live. @default a new MemoryStore with `maxSize`/`maxMemory`. With a store of
-   * your own, set the limits on the store, and give a `namespace`.
-   */
-  store?: Store;
-  /** Separates this cache's entries from others in the same store. Required with `store`. */
-  namespace?: string;
-  /** Part of every key: bump it to stop serving everything cached before. */
-  version?: string | number;
-  /**
-   * Give every hit its own deep copy, so a caller that mutates a result cannot change what
-   * others get. Off by default: hits share the stored value, as in lru-cache and Gradio.
-   * @default false
-   */
-  clone?: boolean;
-  /** Source of time for `ttl`. @default Date.now */
-  clock?: Clock;
-  /**
-   * With a store shared by processes (Redis): how long to wait for another process computing the
-   * same call before computing here too, ms.
-   * @default 30000
-   */
-  waitTimeoutMs?: number;
+/** In-memory short keys start with U+0001 (see src/key/short-key.ts); hashed keys never do. */
+function isShortKey(key: string): boolean {
+  return key.charCodeAt(0) === 1;
 }
 
-/** What a call did, filled in when passed as `status` (lru-cache's idea). */
-export interface CallStatus {
-  source?: "hit" | "miss" | "coalesced";
-  /** The key the call was stored under. */
-  key?: string;
-  /** Age of the entry served, ms (hits). */
-  ageMs?: number;
-  /** Recorded compute time of the entry served (hits), or the compute time (misses), ms. */
-  computeMs?: number;
-}
-
-/** Why a result was returned but not cached. */
-export type WarningReason = "too-large" | "not-snapshotable" | "not-serializable";
-
-export interface CacheEvents {
-  hit: { key: string; session: string | undefined; ageMs: number; computeMs: number | undefined };
-  miss: { key: string; session: string | undefined };
-  coalesced: { key: string; session: string | undefined };
-  set: { key: string; session: string | undefined; computeMs: number | undefined };
-  evict: { key: string; session: string | undefined; reason: EvictReason };
-  error: { operation: string; error: unknown };
-  warning: { key: string; session: string | undefined; reason: WarningReason; message: string };
-}
-
-let anonymousNamespaces = 0;
-
-export class CacheCore implements SessionHolder {
+export class CacheCore<F extends object = object> implements SessionHolder {
   readonly store: Store;
   readonly sync: SyncStore | undefined;
   readonly namespace: string;
@@ -105,9 +38,11 @@ export class CacheCore implements SessionHolder {
   readonly ttl: number;
   readonly clock: Clock;
   readonly waitTimeoutMs: number;
-  readonly counters = new Counters();
-  readonly events = new Emitter<CacheEvents>();
-  readonly flights = new Map<string, unknown>();
+  readonly telemetry: Telemetry;
+  /** The computations in flight, joined by identical calls. */
+  readonly flights = new FlightTable<F>();
+  /** Whether a key made from an object's identity can ever be found again (in-process only). */
+  readonly identityKeys: boolean;
   readonly #context: string;
   /** Argument tuples to store keys, for in-process stores (where keys are cheap to look up). */
   readonly #memo: KeyMemo | undefined;
@@ -116,60 +51,18 @@ export class CacheCore implements SessionHolder {
   readonly #sessionHooks: ((id: string) => void)[] = [];
 
   constructor(options: CacheOptions, what: string, defaultNamespace: string | undefined) {
-    if (options.store !== undefined) {
-      for (const limit of [
-        "maxSize",
-        "maxMemory",
-        "maxSizePerSession",
-        "maxMemoryPerSession",
-      ] as const) {
-        if (options[limit] !== undefined) {
-          throw new TypeError(
-            `${what}: \`${limit}\` applies to the default MemoryStore; with your own \`store\`, set \`${limit}\` on the store instead`,
-          );
-        }
-      }
-      if (options.namespace === undefined) {
-        throw new TypeError(
-          `${what}: pass a \`namespace\` with \`store\`, so this cache's entries cannot mix with other caches in the same store`,
-        );
-      }
-    }
-    if (
-      options.namespace !== undefined &&
-      (typeof options.namespace !== "string" || options.namespace === "")
-    ) {
-      throw new TypeError(
-        `Expected \`namespace\` to be a non-empty string, got \`${String(options.namespace)}\` (${typeof options.namespace})`,
-      );
-    }
-    const version = options.version;
-    if (version !== undefined && typeof version !== "string" && typeof version !== "number") {
-      throw new TypeError(
-        `Expected \`version\` to be a string or a number, got \`${String(version)}\` (${typeof version})`,
-      );
-    }
-    this.clock = options.clock ?? systemClock;
-    this.waitTimeoutMs = options.waitTimeoutMs ?? 30_000;
-    this.store =
-      options.store ??
-      new MemoryStore({
-        ...(options.maxSize !== undefined && { maxSize: options.maxSize }),
-        ...(options.maxMemory !== undefined && { maxMemory: options.maxMemory }),
-        ...(options.maxSizePerSession !== undefined && {
-          maxSizePerSession: options.maxSizePerSession,
-        }),
-        ...(options.maxMemoryPerSession !== undefined && {
-          maxMemoryPerSession: options.maxMemoryPerSession,
-        }),
-        clock: this.clock,
-      });
+    const resolved = resolveCacheOptions(options, what, defaultNamespace);
+    this.store = resolved.store;
     this.sync = this.store.sync;
-    this.namespace = options.namespace ?? defaultNamespace ?? `anonymous-${++anonymousNamespaces}`;
-    this.perSession = options.perSession ?? false;
-    this.clone = options.clone ?? false;
-    this.ttl = options.ttl === undefined ? 0 : parseDuration(options.ttl, "ttl");
-    this.#context = version === undefined ? "" : `version=${typeof version}:${version}`;
+    this.namespace = resolved.namespace;
+    this.perSession = resolved.perSession;
+    this.clone = resolved.clone;
+    this.ttl = resolved.ttl;
+    this.clock = resolved.clock;
+    this.waitTimeoutMs = resolved.waitTimeoutMs;
+    this.identityKeys = this.sync !== undefined;
+    this.#context = resolved.context;
+    this.telemetry = new Telemetry(() => this.clock.now(), what === "new Cache()");
     this.#globalScope = { namespace: this.namespace };
     this.#memo = this.sync === undefined ? undefined : new KeyMemo();
     if (this.perSession) registerSessionHolder(this);
@@ -183,13 +76,17 @@ export class CacheCore implements SessionHolder {
     return session === undefined ? this.#globalScope : { namespace: this.namespace, session };
   }
 
-  /** The store key for `value`: a short key for in-process stores when possible, else a hash. */
-  keyOf(value: unknown, root: string): string {
+  /**
+   * The store key for `value`: a short key for in-process stores when possible, else a hash.
+   * `context` extends the cache's own (what a method call's receiver adds).
+   */
+  keyOf(value: unknown, root: string, context = ""): string {
+    const full = this.#fullContext(context);
     if (this.sync !== undefined) {
-      const short = shortKey(value, this.#context);
+      const short = shortKey(value, full);
       if (short !== undefined) return short;
     }
-    return hashKey(value, { context: this.#context, root });
+    return hashKey(value, { context: full, root });
   }
 
   /**
@@ -208,14 +105,26 @@ export class CacheCore implements SessionHolder {
     return key;
   }
 
-  /** The canonical hash of `value` under this cache's version, as other stores would key it. */
-  hashOf(value: unknown, root: string): string {
-    return hashKey(value, { context: this.#context, root });
+  /** The canonical hash of `value` (what `keyOf` stands for), as every store would key it. */
+  hashOf(value: unknown, root: string, context = ""): string {
+    return hashKey(value, { context: this.#fullContext(context), root });
   }
 
-  /** Identifies a computation in flight: key plus session. */
-  flightId(key: string, scope: Scope): string {
-    return scope.session === undefined ? key : `${scope.session.length}:${scope.session}|${key}`;
+  /**
+   * The cache's context (its version: `""` or `version=…`) extended by a call's. The extended
+   * form starts with the version's length, so it can never equal a plain version context, and
+   * no version string can make two extensions meet.
+   */
+  #fullContext(extra: string): string {
+    return extra === "" ? this.#context : `${this.#context.length}:${this.#context}${extra}`;
+  }
+
+  /**
+   * The key to show for a store key: the store key itself when it is a hash, else the hash that
+   * `value()` describes (a short key holds argument text and means nothing to another process).
+   */
+  publicKey(storeKey: string, value: () => string): string {
+    return isShortKey(storeKey) ? value() : storeKey;
   }
 
   /** Reads an entry; a store failure counts as an error and reads as a miss. */
@@ -223,9 +132,24 @@ export class CacheCore implements SessionHolder {
     try {
       return await this.store.get(key, scope);
     } catch (error) {
-      this.fail("get", error);
+      this.telemetry.fail("get", error);
       return undefined;
     }
+  }
+
+  readSync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {
+    try {
+      return sync.getSync(key, scope);
+    } catch (error) {
+      this.telemetry.fail("get", error);
+      return undefined;
+    }
+  }
+
+  /** Reads through the synchronous path when the store has one. */
+  readAny(key: string, scope: Scope): Entry | undefined | Promise<Entry | undefined> {
+    const sync = this.sync;
+    return sync !== undefined ? this.readSync(sync, key, scope) : this.read(key, scope);
   }
 
   /**
@@ -247,7 +171,7 @@ export class CacheCore implements SessionHolder {
       if (lease !== undefined) return { lease };
       await coordinator.waitFor(key, scope, this.waitTimeoutMs);
     } catch (error) {
-      this.fail("lock", error);
+      this.telemetry.fail("lock", error);
       return {};
     }
     const after = await this.read(key, scope);
@@ -255,19 +179,11 @@ export class CacheCore implements SessionHolder {
   }
 
   /** Releases a cross-process lease once the entry is written (or at once on failure). */
-  releaseAfter(lease: FlightLease, written: Promise<void> | undefined): void {
-    const release = () => lease.release().catch((error: unknown) => this.fail("unlock", error));
+  releaseAfter(lease: FlightLease, written: Promise<unknown> | undefined): void {
+    const release = () =>
+      lease.release().catch((error: unknown) => this.telemetry.fail("unlock", error));
     if (written === undefined) void release();
     else void written.then(release, release);
-  }
-
-  readSync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {
-    try {
-      return sync.getSync(key, scope);
-    } catch (error) {
-      this.fail("get", error);
-      return undefined;
-    }
   }
 
   /** Builds the entry for a computed value. `ttl` overrides the cache's. */
@@ -283,38 +199,51 @@ export class CacheCore implements SessionHolder {
 
   /**
    * Writes an entry and says whether it was stored; synchronous for in-process stores. Never
-   * throws: a store failure is counted and reads as not stored.
+   * throws: a store failure is counted and reads as not stored. `publicKey` names it in events.
    */
-  write(key: string, scope: Scope, entry: Entry): boolean | Promise<boolean> {
+  write(
+    key: string,
+    scope: Scope,
+    entry: Entry,
+    publicKey: () => string,
+  ): boolean | Promise<boolean> {
     const sync = this.sync;
     if (sync !== undefined) {
       try {
-        return this.#written(key, scope, entry, sync.setSync(key, scope, entry));
+        return this.#written(key, scope, entry, sync.setSync(key, scope, entry), publicKey);
       } catch (error) {
-        this.fail("set", error);
+        this.telemetry.fail("set", error);
         return false;
       }
     }
     return this.store.set(key, scope, entry).then(
-      (outcome) => this.#written(key, scope, entry, outcome),
+      (outcome) => this.#written(key, scope, entry, outcome, publicKey),
       (error: unknown) => {
-        this.fail("set", error);
+        this.telemetry.fail("set", error);
         return false;
       },
     );
   }
 
   /** Counts and reports a write; true when the entry was stored. */
-  #written(key: string, scope: Scope, entry: Entry, outcome: SetOutcome): boolean {
+  #written(
+    key: string,
+    scope: Scope,
+    entry: Entry,
+    outcome: SetOutcome,
+    publicKey: () => string,
+  ): boolean {
+    const telemetry = this.telemetry;
     if (outcome === "stored") {
-      this.counters.sets++;
-      if (this.events.has("set")) {
-        this.events.emit("set", { key, session: scope.session, computeMs: entry.computeMs });
-      }
+      telemetry.stored(
+        telemetry.events.has("set") ? this.publicKey(key, publicKey) : undefined,
+        scope,
+        entry,
+      );
       return true;
     }
     this.warn(
-      key,
+      this.publicKey(key, publicKey),
       scope,
       outcome,
       outcome === "too-large"
@@ -325,40 +254,7 @@ export class CacheCore implements SessionHolder {
   }
 
   warn(key: string, scope: Scope, reason: WarningReason, message: string): void {
-    this.counters.rejected++;
-    this.events.emit("warning", { key, session: scope.session, reason, message });
-  }
-
-  fail(operation: string, error: unknown): void {
-    this.counters.errors++;
-    this.events.emit("error", { operation, error });
-  }
-
-  /** Records a hit (counters, events, status). */
-  hit(key: string, scope: Scope, entry: Entry): void {
-    const counters = this.counters;
-    counters.hits++;
-    if (entry.computeMs !== undefined) counters.timeSavedMs += entry.computeMs;
-    if (this.events.has("hit")) {
-      this.events.emit("hit", {
-        key,
-        session: scope.session,
-        ageMs: this.clock.now() - entry.createdAt,
-        computeMs: entry.computeMs,
-      });
-    }
-  }
-
-  miss(key: string, scope: Scope): void {
-    this.counters.misses++;
-    if (this.events.has("miss")) this.events.emit("miss", { key, session: scope.session });
-  }
-
-  coalesced(key: string, scope: Scope): void {
-    this.counters.coalesced++;
-    if (this.events.has("coalesced")) {
-      this.events.emit("coalesced", { key, session: scope.session });
-    }
+    this.telemetry.warn(key, scope, reason, message);
   }
 
   /** Called with every eviction in this cache's namespace. */
@@ -367,20 +263,7 @@ export class CacheCore implements SessionHolder {
   }
 
   stats(): CacheStats {
-    const usage = this.store.usage?.(this.namespace) ?? { entries: 0, bytes: 0 };
-    const c = this.counters;
-    return {
-      hits: c.hits,
-      misses: c.misses,
-      coalesced: c.coalesced,
-      sets: c.sets,
-      rejected: c.rejected,
-      evictions: c.evictions,
-      errors: c.errors,
-      entries: usage.entries,
-      bytes: usage.bytes,
-      timeSavedMs: c.timeSavedMs,
-    };
+    return this.telemetry.stats(this.store.usage?.(this.namespace) ?? { entries: 0, bytes: 0 });
   }
 
   /** The number of entries the current scope sees: the session's, or the shared ones. */
@@ -389,7 +272,7 @@ export class CacheCore implements SessionHolder {
     try {
       return await this.store.size({ namespace: this.namespace, session: scope.session ?? null });
     } catch (error) {
-      this.fail("size", error);
+      this.telemetry.fail("size", error);
       return 0;
     }
   }
@@ -399,7 +282,7 @@ export class CacheCore implements SessionHolder {
     try {
       return await this.store.clear({ namespace: this.namespace });
     } catch (error) {
-      this.fail("clear", error);
+      this.telemetry.fail("clear", error);
       return 0;
     }
   }
@@ -414,7 +297,7 @@ export class CacheCore implements SessionHolder {
     try {
       return await this.store.clear({ namespace: this.namespace, session: id });
     } catch (error) {
-      this.fail("clear", error);
+      this.telemetry.fail("clear", error);
       return 0;
     }
   }
@@ -423,7 +306,7 @@ export class CacheCore implements SessionHolder {
     try {
       return await this.store.delete(key, scope);
     } catch (error) {
-      this.fail("delete", error);
+      this.telemetry.fail("delete", error);
       return false;
     }
   }
@@ -440,15 +323,10 @@ export class CacheCore implements SessionHolder {
         unsubscribe();
         return;
       }
-      core.counters.evictions++;
       for (const hook of core.#evictHooks) hook(event);
-      if (core.events.has("evict")) {
-        core.events.emit("evict", {
-          key: event.key,
-          session: event.scope.session,
-          reason: event.reason,
-        });
-      }
+      // A short key cannot be shown (it holds argument text) nor turned back into its hash
+      // without the arguments: such evictions are counted and reported without a key.
+      core.telemetry.evicted(isShortKey(event.key) ? "" : event.key, event.scope, event.reason);
     });
   }
 }

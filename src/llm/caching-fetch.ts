@@ -24,9 +24,9 @@
 
 import type { Duration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
-import type { CacheEvents } from "../cache/core.js";
 import { CacheCore } from "../cache/core.js";
-import type { CacheStats } from "../cache/stats.js";
+import { FlightTable } from "../cache/flight-table.js";
+import type { CacheEvents, CacheStats } from "../cache/telemetry.js";
 import type { Entry, FlightCoordinator, FlightLease, Scope, Store } from "../store/store.js";
 import { type CacheControl, parseCacheControl } from "./cache-control.js";
 import { chatKey, completionKey, embeddingKey, type KeyScope } from "./keys.js";
@@ -165,11 +165,11 @@ export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
 
 class CachingFetcher {
   readonly fetch: CachingFetch;
-  readonly #core: CacheCore;
+  readonly #core: CacheCore<Pending>;
   readonly #upstream: Fetch;
   readonly #options: CachingFetchOptions;
-  readonly #pending = new Map<string, Pending>();
-  readonly #pendingEmbeddings = new Map<string, Promise<EmbeddingRecord | undefined>>();
+  /** Embedding inputs being fetched, joined by requests that ask for the same input. */
+  readonly #embeddingFlights = new FlightTable<Promise<EmbeddingRecord | undefined>>();
   readonly #sampling: SamplingPolicy;
   #bypassed = 0;
   #tokensSaved = 0;
@@ -178,7 +178,7 @@ class CachingFetcher {
     this.#options = options;
     this.#upstream = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#sampling = checkPolicy(options.sampling ?? "cache", "sampling");
-    this.#core = new CacheCore(
+    this.#core = new CacheCore<Pending>(
       {
         ...(options.store !== undefined ? { store: options.store } : { maxSize: 1000 }),
         namespace: options.namespace ?? "llm",
@@ -201,7 +201,7 @@ class CachingFetcher {
         }),
         clear: () => core.store.clear({ namespace: core.namespace }),
         on: <K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>) =>
-          core.events.on(type, listener),
+          core.telemetry.events.on(type, listener),
         answer: (head: RequestHead, body: string) => this.#answerPlain(head, body),
       },
     });
@@ -296,13 +296,13 @@ class CachingFetcher {
       const entry = await this.#read(base, call);
       if (entry !== undefined)
         return this.#serve(call, base, entry.value as AnswerRecord, entry, "hit");
-      const pending = this.#pending.get(this.#pendingId(call.scope, base));
+      const pending = this.#core.flights.get(FlightTable.id(call.scope, base));
       if (pending !== undefined) return this.#join(call, base, pending);
       if (this.#core.store.flights !== undefined) {
         // A store shared by processes: one of them calls the upstream, the others wait for it.
         const shared = await this.#shared(base, call);
         if (shared.entry !== undefined) {
-          this.#core.coalesced(base, call.scope);
+          this.#core.telemetry.report("coalesced", base, call.scope, undefined, undefined);
           return this.#serve(
             call,
             base,
@@ -345,7 +345,7 @@ class CachingFetcher {
       if (lease !== undefined) return { lease };
       await coordinator.waitFor(key, call.scope, this.#core.waitTimeoutMs);
     } catch (error) {
-      this.#core.fail("lock", error);
+      this.#core.telemetry.fail("lock", error);
       return {};
     }
     const entry = await this.#read(key, call);
@@ -353,16 +353,16 @@ class CachingFetcher {
   }
 
   async #miss(call: Call, key: string, coalesce: boolean, lease?: FlightLease): Promise<Response> {
-    this.#core.miss(key, call.scope);
+    this.#core.telemetry.report("miss", key, call.scope, undefined, undefined);
     const controller = new AbortController();
     const upstream = this.#callUpstream(call, controller.signal);
-    const id = this.#pendingId(call.scope, key);
+    const id = FlightTable.id(call.scope, key);
     if (call.stream) {
       const recorder = new StreamRecorder(() =>
         controller.abort(new Error("infercache: every reader left")),
       );
       const pending: Pending = { format: "sse", recorder, upstream, lease };
-      if (coalesce) this.#pending.set(id, pending);
+      if (coalesce) this.#core.flights.start(id, pending);
       let response: Response;
       try {
         response = await upstream;
@@ -411,7 +411,7 @@ class CachingFetcher {
       ),
       lease,
     };
-    if (coalesce) this.#pending.set(id, pending);
+    if (coalesce) this.#core.flights.start(id, pending);
     let outcome: { response: Response; record?: AnswerRecord };
     try {
       outcome = await answer;
@@ -476,7 +476,7 @@ class CachingFetcher {
 
   /** An identical request is in flight: share its answer. */
   async #join(call: Call, key: string, pending: Pending): Promise<Response> {
-    this.#core.coalesced(key, call.scope);
+    this.#core.telemetry.report("coalesced", key, call.scope, undefined, undefined);
     if (pending.format === "sse") {
       if (call.stream) {
         const response = await pending.upstream.catch(() => undefined);
@@ -535,7 +535,7 @@ class CachingFetcher {
     outcome: Outcome,
   ): { status: number; headers: Record<string, string>; body: string | string[] } {
     if (outcome === "hit" && entry !== undefined) {
-      this.#core.hit(key, call.scope, entry);
+      this.#core.telemetry.report("hit", key, call.scope, entry, undefined);
       this.#tokensSaved += record.tokens;
     }
     const headers: Record<string, string> = {
@@ -600,7 +600,7 @@ class CachingFetcher {
       if (results[i] !== undefined) continue;
       const inFlight = call.control.noCache
         ? undefined
-        : this.#pendingEmbeddings.get(this.#pendingId(call.scope, key));
+        : this.#embeddingFlights.get(FlightTable.id(call.scope, key));
       if (inFlight === undefined) {
         missing.push(i);
         continue;
@@ -614,18 +614,17 @@ class CachingFetcher {
     }
     let usage: unknown;
     if (missing.length > 0) {
-      for (const i of missing) this.#core.miss(keys[i] as string, call.scope);
+      for (const i of missing)
+        this.#core.telemetry.report("miss", keys[i] as string, call.scope, undefined, undefined);
       let settle!: (records: (EmbeddingRecord | undefined)[]) => void;
       const fetched = new Promise<(EmbeddingRecord | undefined)[]>((resolve) => {
         settle = resolve;
       });
       for (const [j, i] of missing.entries()) {
-        const id = this.#pendingId(call.scope, keys[i] as string);
+        const id = FlightTable.id(call.scope, keys[i] as string);
         const one = fetched.then((records) => records[j]);
-        this.#pendingEmbeddings.set(id, one);
-        void one.finally(() => {
-          if (this.#pendingEmbeddings.get(id) === one) this.#pendingEmbeddings.delete(id);
-        });
+        this.#embeddingFlights.start(id, one);
+        this.#embeddingFlights.releaseAfter(id, one, one);
       }
       const wanted = single ? body.input : missing.map((i) => inputs[i]);
       let response: Response;
@@ -671,11 +670,12 @@ class CachingFetcher {
     for (const [i, entry] of entries.entries()) {
       if (entry === undefined) continue;
       hits++;
-      this.#core.hit(keys[i] as string, call.scope, entry);
+      this.#core.telemetry.report("hit", keys[i] as string, call.scope, entry, undefined);
       savedMs += entry.computeMs ?? 0;
       savedTokens += (results[i] as EmbeddingRecord).tokens;
     }
-    for (const i of joinedAt) this.#core.coalesced(keys[i] as string, call.scope);
+    for (const i of joinedAt)
+      this.#core.telemetry.report("coalesced", keys[i] as string, call.scope, undefined, undefined);
     const served = hits + joinedAt.length;
     const outcome: Outcome =
       missing.length > 0 ? (served > 0 ? "partial" : "miss") : hits > 0 ? "hit" : "coalesced";
@@ -764,21 +764,16 @@ class CachingFetcher {
   async #writeEntry(key: string, call: Call, value: unknown): Promise<void> {
     const ttl = call.control.maxAgeMs;
     const entry = this.#core.entry(value, performance.now() - call.started, undefined, ttl);
-    await this.#core.write(key, call.scope, entry);
+    await this.#core.write(key, call.scope, entry, () => key);
   }
 
   #settle(id: string, pending: Pending): void {
-    if (this.#pending.get(id) === pending) this.#pending.delete(id);
+    this.#core.flights.release(id, pending);
     const lease = pending.lease;
     if (lease !== undefined) {
       pending.lease = undefined;
       this.#core.releaseAfter(lease, undefined);
     }
-  }
-
-  #pendingId(scope: Scope, key: string): string {
-    const session = scope.session === undefined ? "" : `${scope.session.length}:${scope.session}`;
-    return `${scope.namespace.length}:${scope.namespace}|${session}|${key}`;
   }
 
   #report(

@@ -9,17 +9,20 @@
 import type { BaseCache } from "@langchain/core/caches";
 import type { Generation } from "@langchain/core/outputs";
 import { loadPeer } from "../base/optional-peer.js";
-import type { CacheOptions } from "../cache/core.js";
 import { Cache } from "../cache/manual.js";
+import type { CacheOptions } from "../cache/options.js";
 
-export interface LangChainCacheOptions extends CacheOptions {}
+export type LangChainCacheOptions = CacheOptions;
 
 type Caches = typeof import("@langchain/core/caches");
 
 /** A LangChain `BaseCache` whose entries live in an infercache store. */
 export function langChainCache(options: LangChainCacheOptions = {}): BaseCache {
   const caches = loadPeer<Caches>("@langchain/core/caches", "llm");
-  const store = new Cache<{ generations: unknown[] }>({ namespace: "langchain", ...options });
+  const store = new Cache<{ generations: unknown[] }>({
+    namespace: "langchain",
+    ...options,
+  } as CacheOptions);
   class InfercacheLangChainCache extends caches.BaseCache {
     async lookup(prompt: string, llmKey: string): Promise<Generation[] | null> {
       const stored = await store.get({ prompt, llmKey });

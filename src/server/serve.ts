@@ -18,10 +18,10 @@
  */
 
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { isIterator } from "../cache/cache-fn.js";
-import type { CallStatus } from "../cache/core.js";
+import { isIterator } from "../cache/function-kind.js";
 import type { QueuePosition } from "../cache/scheduling.js";
 import { endSession, runInSession } from "../cache/session.js";
+import type { CallStatus } from "../cache/telemetry.js";
 import { trackCacheUsage } from "../cache/usage.js";
 import { UnhashableError } from "../key/encode.js";
 import { QueueFullError } from "../queue/queue-full-error.js";

@@ -9,6 +9,7 @@
  *   carries them; scoped clears and listings need a Keyv store with `iterator()`.
  */
 
+import { scopeId } from "./address.js";
 import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
 import type { ClearScope, Entry, Scope, SetOutcome, Store } from "./store.js";
 import { StoreError } from "./store.js";
@@ -161,7 +162,7 @@ class KeyvBackedStore implements Store {
   }
 
   async *entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]> {
-    const prefix = scopePrefix(scope);
+    const prefix = scopeId(scope);
     for (const stored of await this.#matching({
       namespace: scope.namespace,
       session: scope.session ?? null,
@@ -198,13 +199,8 @@ class KeyvBackedStore implements Store {
   }
 }
 
-function scopePrefix(scope: { namespace: string; session?: string | undefined }): string {
-  const session = scope.session === undefined ? "-" : `s${scope.session.length}:${scope.session}`;
-  return `${scope.namespace.length}:${scope.namespace}|${session}|`;
-}
-
 function address(scope: Scope, key: string): string {
-  return scopePrefix(scope) + key;
+  return scopeId(scope, key);
 }
 
 function parse(stored: string): { namespace: string; session?: string } | undefined {
