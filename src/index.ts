@@ -1,9 +1,11 @@
 /**
  * infercache: make expensive model calls happen once.
  *
- * The main entry point: content-hashed keys, the Store interface and MemoryStore, `cache(fn)`
- * and `Cache`, sessions, single-flight and usage tracking. Stores with native dependencies and
- * the LLM layers live in their own subpaths (`infercache/sqlite`, `infercache/redis`, …).
+ * The main entry point, DESIGN.md's API and its types: content-hashed keys, `cache(fn)` and
+ * `Cache`, the Store interface with MemoryStore and TieredStore (and Keyv interop), sessions,
+ * usage tracking, the queue, and the prefix cache. Stores with native dependencies and the LLM
+ * layers live in their own subpaths (`infercache/sqlite`, `infercache/redis`, `infercache/llm`,
+ * `infercache/llama`, `infercache/server`).
  */
 
 export {
@@ -21,26 +23,27 @@ export {
   type CacheUsageReport,
   type CallOptions,
   type CallStatus,
+  type CommonCacheOptions,
   cache,
   currentSession,
   currentSignal,
   endSession,
+  type FunctionCacheOptions,
   type InProcessStore,
-  type LaneRunOptions,
-  type Listener,
+  type MemoryCacheOptions,
   NotSnapshotableError,
   type PrefixHit,
   type PrefixKey,
-  type PrefixMatch,
+  type QueuedOptions,
   type QueueLane,
   type QueueLike,
   type QueuePosition,
-  RadixTree,
   runInSession,
-  type Sequence,
+  type StoreCacheOptions,
   type StreamRecord,
-  snapshot,
   trackCacheUsage,
+  type UnqueuedOptions,
+  type WarningReason,
 } from "./cache/index.js";
 export {
   HASH_HOOK,
@@ -62,12 +65,11 @@ export {
   type BatchOptions,
   type BatchScheduler,
   createQueue,
-  Lane,
   type LimitedFunction,
   type LimitHandle,
   type LimitOptions,
   limit,
-  Queue,
+  type Queue,
   QueueFullError,
   type QueueOptions,
 } from "./queue/index.js";
@@ -77,7 +79,6 @@ export {
   type Duration,
   type Entry,
   type EvictReason,
-  estimateBytes,
   type FlightCoordinator,
   type FlightLease,
   fromKeyv,
@@ -87,16 +88,14 @@ export {
   type KeyvLike,
   MemoryStore,
   type MemoryStoreOptions,
-  parseDuration,
-  parseSize,
   type Scope,
   type SetOutcome,
   type Size,
   type Store,
   StoreError,
   type StoreEvent,
+  type StoreHealth,
   type SyncStore,
-  systemClock,
   TieredStore,
   type TieredStoreOptions,
   type ToKeyvOptions,

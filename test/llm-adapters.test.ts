@@ -77,6 +77,47 @@ describe("Vercel AI SDK: wrapLanguageModel with cacheMiddleware()", () => {
     expect(first.join("").length).toBeGreaterThan(0);
     expect(chatRequests() - before).toBe(1);
   });
+
+  const stream = (wrapped: ReturnType<typeof model>, prompt: string, signal?: AbortSignal) =>
+    streamText({
+      model: wrapped,
+      prompt,
+      temperature: 0,
+      maxOutputTokens: 8,
+      ...(signal !== undefined && { abortSignal: signal }),
+    });
+  const text = async (result: ReturnType<typeof stream>) => {
+    let out = "";
+    for await (const delta of result.textStream) out += delta;
+    return out;
+  };
+
+  it("streamText: three concurrent identical calls make one model call (was three)", async () => {
+    const wrapped = model();
+    const before = chatRequests();
+    const texts = await Promise.all([1, 2, 3].map(() => text(stream(wrapped, "Three at once"))));
+    expect(chatRequests() - before).toBe(1);
+    expect(texts[1]).toBe(texts[0]);
+    expect(texts[2]).toBe(texts[0]);
+    expect((texts[0] as string).length).toBeGreaterThan(0);
+    // And it was stored: a later call replays it without the model.
+    expect(await text(stream(wrapped, "Three at once"))).toBe(texts[0]);
+    expect(chatRequests() - before).toBe(1);
+  });
+
+  it("streamText: the first caller aborting does not cut the stream of the one that joined", async () => {
+    const wrapped = model();
+    const before = chatRequests();
+    const leaving = new AbortController();
+    const first = stream(wrapped, "One leaves early", leaving.signal);
+    const second = stream(wrapped, "One leaves early");
+    const firstText = text(first).catch(() => "aborted");
+    leaving.abort();
+    const secondText = await text(second);
+    expect(secondText.length).toBeGreaterThan(0);
+    await firstText;
+    expect(chatRequests() - before).toBe(1);
+  });
 });
 
 describe("LangChain.js: a BaseCache on infercache stores", () => {

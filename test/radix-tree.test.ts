@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { RadixTree } from "../src/index.js";
+import { RadixTree } from "../src/prefix/radix-tree.js";
 
 /** The scan Gradio's KV demo does: the reference the tree must agree with. */
 function scan(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseDuration, parseSize } from "../src/index.js";
+import { parseDuration } from "../src/base/duration.js";
+import { parseSize } from "../src/base/size.js";
 
 describe("size strings", () => {
   it.each([

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { estimateBytes, NotSnapshotableError, snapshot } from "../src/index.js";
+import { estimateBytes } from "../src/base/estimate-bytes.js";
+import { NotSnapshotableError, snapshot } from "../src/cache/snapshot.js";
 
 describe("snapshot", () => {
   it("deep-copies every kind a cache can hold, so later mutation cannot reach the copy", () => {

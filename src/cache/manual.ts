@@ -6,20 +6,22 @@
  * `longestPrefix` uses a radix tree per scope, built from the store on first use and kept up to
  * date by this instance's writes, deletes and the store's evictions. Every candidate is checked
  * against the store before it is returned, so an entry that expired or was removed elsewhere is
- * never served; it is dropped from the tree instead.
+ * never served; it is dropped from the tree instead. A scope's trees go when its last indexed
+ * entry goes or its session ends, so sessions that come and go leave nothing behind.
  */
 
-import type { Duration } from "../base/duration.js";
-import { parseDuration } from "../base/duration.js";
+import { type Duration, parseDuration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
 import { RadixTree, type Sequence } from "../prefix/radix-tree.js";
 import type { Entry, Scope } from "../store/store.js";
 import { runComputation } from "./computation.js";
-import { CacheCore, type CacheEvents, type CacheOptions } from "./core.js";
+import { CacheCore } from "./core.js";
 import { Flight } from "./flight.js";
+import { FlightTable } from "./flight-table.js";
+import { isPrimitive } from "./function-kind.js";
+import type { CacheOptions } from "./options.js";
 import { snapshot } from "./snapshot.js";
-import type { CacheStats } from "./stats.js";
-import { reportLookup } from "./usage.js";
+import type { CacheEvents, CacheStats } from "./telemetry.js";
 
 export interface CacheSetOptions {
   /** How long this entry is served: ms or `"10m"`. @default the cache's `ttl` */
@@ -37,20 +39,29 @@ export interface PrefixHit<F> {
   value: F;
 }
 
-interface Trees {
-  text: RadixTree<Map<string, unknown>>;
-  tokens: RadixTree<Map<string, unknown>>;
+/** One scope's prefix index: the two trees, and each indexed store key's raw key. */
+class ScopeIndex {
+  readonly text = new RadixTree<Map<string, unknown>>();
+  readonly tokens = new RadixTree<Map<string, unknown>>();
+  /** Store key -> raw key, to unindex an eviction that reports only the store key. */
+  readonly rawKeys = new Map<string, unknown>();
+
+  treeFor(rawKey: unknown): RadixTree<Map<string, unknown>> | undefined {
+    if (typeof rawKey === "string") return this.text;
+    if (isTokenArray(rawKey)) return this.tokens;
+    return undefined;
+  }
 }
 
 export class Cache<F extends object = Record<string, unknown>> {
-  readonly #core: CacheCore;
+  readonly #core: CacheCore<Flight<unknown>>;
   /** Prefix indexes per scope ("" = shared entries), built on first `longestPrefix`. */
-  readonly #trees = new Map<string, Trees>();
+  readonly #indexes = new Map<string, ScopeIndex>();
 
   constructor(options: CacheOptions = {}) {
     this.#core = new CacheCore(options, "new Cache()", undefined);
-    this.#core.onEvict((event) => this.#unindex(event.scope, event.key, event.entry?.rawKey));
-    this.#core.onSessionCleared((id) => this.#trees.delete(id));
+    this.#core.onEvict((event) => this.#unindex(event.scope, event.key));
+    this.#core.onSessionCleared((id) => this.#indexes.delete(id));
   }
 
   /** The namespace of this cache's entries in its store. */
@@ -63,13 +74,12 @@ export class Cache<F extends object = Record<string, unknown>> {
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
-    const entry = await this.#read(storeKey, scope);
+    const entry = await core.readAny(storeKey, scope);
     if (entry === undefined) {
-      core.miss(storeKey, scope);
-      reportLookup("manual-miss", 0);
+      core.telemetry.manualMiss(this.#shown("miss", storeKey, key), scope);
       return undefined;
     }
-    this.#hit(storeKey, scope, entry);
+    this.#hit(storeKey, key, scope, entry);
     return this.#out(entry.value as F);
   }
 
@@ -92,48 +102,51 @@ export class Cache<F extends object = Record<string, unknown>> {
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
-    const id = core.flightId(storeKey, scope);
-    const existing = core.flights.get(id);
-    if (existing instanceof Flight) {
-      core.coalesced(storeKey, scope);
-      reportLookup("coalesced", 0);
+    const id = FlightTable.id(scope, storeKey);
+    const flights = core.flights;
+    const existing = flights.get(id);
+    if (existing !== undefined) {
+      core.telemetry.report(
+        "coalesced",
+        this.#shown("coalesced", storeKey, key),
+        scope,
+        undefined,
+        undefined,
+      );
       return existing.join(options?.signal) as Promise<F>;
     }
     const flight: Flight<F> = new Flight(
       async (signal) => {
-        const started = performance.now();
+        const started = core.clock.now();
         const fields = await runComputation(signal, compute);
-        if (!signal.aborted) await this.#set(key, fields, options, performance.now() - started);
+        if (!signal.aborted) await this.#set(key, fields, options, core.clock.now() - started);
         return fields;
       },
-      () => {
-        if (core.flights.get(id) === flight) core.flights.delete(id);
-      },
+      () => flights.release(id, flight),
     );
-    core.flights.set(id, flight);
-    const done = () => {
-      if (core.flights.get(id) === flight) core.flights.delete(id);
-    };
+    flights.start(id, flight);
+    // `#set` has already awaited the write when the flight settles.
+    const done = () => flights.release(id, flight);
     flight.promise.then(done, done);
     return flight.join(options?.signal);
   }
 
   async has(key: unknown): Promise<boolean> {
     const core = this.#core;
-    return (await this.#read(this.#keyOf(key), core.scope())) !== undefined;
+    return (await core.readAny(this.#keyOf(key), core.scope())) !== undefined;
   }
 
   async delete(key: unknown): Promise<boolean> {
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
-    this.#unindex(scope, storeKey, key);
+    this.#unindex(scope, storeKey);
     return core.remove(storeKey, scope);
   }
 
   /** Drops every entry of this cache, in every session. */
   async clear(): Promise<number> {
-    this.#trees.clear();
+    this.#indexes.clear();
     return this.#core.clear();
   }
 
@@ -148,7 +161,7 @@ export class Cache<F extends object = Record<string, unknown>> {
     try {
       for await (const [, entry] of core.store.entries(core.scope())) yield entry.rawKey;
     } catch (error) {
-      core.fail("keys", error);
+      core.telemetry.fail("keys", error);
     }
   }
 
@@ -160,16 +173,16 @@ export class Cache<F extends object = Record<string, unknown>> {
     const kind = prefixKind(key);
     const core = this.#core;
     const scope = core.scope();
-    const trees = await this.#treesFor(scope);
-    const tree = kind === "text" ? trees.text : trees.tokens;
+    const index = await this.#indexFor(scope);
+    const tree = kind === "text" ? index.text : index.tokens;
     for (const candidate of tree.prefixes(key as Sequence)) {
       for (const [storeKey, rawKey] of candidate.value) {
-        const entry = await this.#read(storeKey, scope);
+        const entry = await core.readAny(storeKey, scope);
         if (entry === undefined) {
-          this.#unindex(scope, storeKey, rawKey);
+          this.#unindex(scope, storeKey);
           continue;
         }
-        this.#hit(storeKey, scope, entry);
+        this.#hit(storeKey, rawKey, scope, entry);
         return {
           key: rawKey as PrefixKey,
           length: candidate.length,
@@ -177,7 +190,9 @@ export class Cache<F extends object = Record<string, unknown>> {
         };
       }
     }
-    reportLookup("manual-miss", 0);
+    // Nothing indexed here (a session that never stored): keep no empty trees for it.
+    this.#dropIfEmpty(scope, index);
+    core.telemetry.manualMiss(undefined, scope);
     return undefined;
   }
 
@@ -186,7 +201,7 @@ export class Cache<F extends object = Record<string, unknown>> {
   }
 
   on<K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>): () => void {
-    return this.#core.events.on(type, listener);
+    return this.#core.telemetry.events.on(type, listener);
   }
 
   async #set(
@@ -207,53 +222,65 @@ export class Cache<F extends object = Record<string, unknown>> {
     // Keep our own copy of a token array: the caller may reuse its array.
     const rawKey = isTokenArray(key) ? (key as number[] | Uint32Array).slice() : key;
     const value = core.clone ? snapshot(fields, "fields") : fields;
-    const stored = await core.write(storeKey, scope, core.entry(value, computeMs, rawKey, ttl));
+    const stored = await core.write(
+      storeKey,
+      scope,
+      core.entry(value, computeMs, rawKey, ttl),
+      () => this.#hashOf(key),
+    );
     if (stored) this.#index(scope, storeKey, rawKey);
-    else this.#unindex(scope, storeKey, rawKey);
+    else this.#unindex(scope, storeKey);
     return stored;
   }
 
   #keyOf(key: unknown): string {
     const core = this.#core;
-    return isPrimitiveKey(key) ? core.keyOfTuple([key], key, "key") : core.keyOf(key, "key");
+    return isPrimitive(key) ? core.keyOfTuple([key], key, "key") : core.keyOf(key, "key");
   }
 
-  async #read(storeKey: string, scope: Scope): Promise<Entry | undefined> {
+  #hashOf(key: unknown): string {
+    return this.#core.hashOf(key, "key");
+  }
+
+  /** The public key of `key` for reporting `outcome`, when someone will see it. */
+  #shown(
+    outcome: "hit" | "miss" | "coalesced",
+    storeKey: string,
+    key: unknown,
+  ): string | undefined {
     const core = this.#core;
-    return core.sync !== undefined
-      ? core.readSync(core.sync, storeKey, scope)
-      : core.read(storeKey, scope);
+    if (!core.telemetry.wantsKey(outcome, undefined)) return undefined;
+    return core.publicKey(storeKey, () => this.#hashOf(key));
   }
 
-  #hit(storeKey: string, scope: Scope, entry: Entry): void {
-    this.#core.hit(storeKey, scope, entry);
-    reportLookup("manual-hit", entry.computeMs ?? 0);
+  #hit(storeKey: string, key: unknown, scope: Scope, entry: Entry): void {
+    this.#core.telemetry.report("hit", this.#shown("hit", storeKey, key), scope, entry, undefined);
   }
 
   #out(value: F): F {
     return this.#core.clone ? snapshot(value) : value;
   }
 
-  async #treesFor(scope: Scope): Promise<Trees> {
+  async #indexFor(scope: Scope): Promise<ScopeIndex> {
     const id = scope.session ?? "";
-    let trees = this.#trees.get(id);
-    if (trees !== undefined) return trees;
-    trees = { text: new RadixTree(), tokens: new RadixTree() };
-    this.#trees.set(id, trees);
+    let index = this.#indexes.get(id);
+    if (index !== undefined) return index;
+    index = new ScopeIndex();
+    this.#indexes.set(id, index);
     try {
       for await (const [storeKey, entry] of this.#core.store.entries(scope)) {
         this.#index(scope, storeKey, entry.rawKey);
       }
     } catch (error) {
-      this.#core.fail("entries", error);
+      this.#core.telemetry.fail("entries", error);
     }
-    return trees;
+    return index;
   }
 
   #index(scope: Scope, storeKey: string, rawKey: unknown): void {
-    const trees = this.#trees.get(scope.session ?? "");
-    if (trees === undefined) return;
-    const tree = treeFor(trees, rawKey);
+    const index = this.#indexes.get(scope.session ?? "");
+    if (index === undefined) return;
+    const tree = index.treeFor(rawKey);
     if (tree === undefined) return;
     const sequence = rawKey as Sequence;
     let keys = tree.get(sequence);
@@ -262,27 +289,30 @@ export class Cache<F extends object = Record<string, unknown>> {
       tree.set(sequence, keys);
     }
     keys.set(storeKey, rawKey);
+    index.rawKeys.set(storeKey, rawKey);
   }
 
-  #unindex(scope: Scope, storeKey: string, rawKey: unknown): void {
-    const trees = this.#trees.get(scope.session ?? "");
-    if (trees === undefined) return;
-    const tree = treeFor(trees, rawKey);
+  #unindex(scope: Scope, storeKey: string): void {
+    const index = this.#indexes.get(scope.session ?? "");
+    if (index === undefined) return;
+    const rawKey = index.rawKeys.get(storeKey);
+    if (!index.rawKeys.delete(storeKey)) return;
+    const tree = index.treeFor(rawKey);
     const keys = tree?.get(rawKey as Sequence);
-    if (tree === undefined || keys === undefined) return;
-    keys.delete(storeKey);
-    if (keys.size === 0) tree.delete(rawKey as Sequence);
+    if (tree !== undefined && keys !== undefined) {
+      keys.delete(storeKey);
+      if (keys.size === 0) tree.delete(rawKey as Sequence);
+    }
+    this.#dropIfEmpty(scope, index);
   }
-}
 
-function isPrimitiveKey(value: unknown): boolean {
-  return (typeof value !== "object" || value === null) && typeof value !== "function";
-}
-
-function treeFor(trees: Trees, rawKey: unknown): Trees["text"] | undefined {
-  if (typeof rawKey === "string") return trees.text;
-  if (isTokenArray(rawKey)) return trees.tokens;
-  return undefined;
+  #dropIfEmpty(scope: Scope, index: ScopeIndex): void {
+    const id = scope.session ?? "";
+    // The shared scope's index is kept: it is one per cache, and rebuilding it costs a scan.
+    if (id !== "" && index.rawKeys.size === 0 && this.#indexes.get(id) === index) {
+      this.#indexes.delete(id);
+    }
+  }
 }
 
 function isTokenArray(value: unknown): boolean {

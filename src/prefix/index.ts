@@ -1,8 +1,8 @@
 export {
   PrefixCache,
   type PrefixCacheEvents,
+  type PrefixCacheHit,
   type PrefixCacheOptions,
-  type PrefixHit as PrefixCacheHit,
   type PrefixLookupOptions,
   type PrefixSetOptions,
 } from "./prefix-cache.js";

@@ -39,7 +39,7 @@ export interface PrefixLookupOptions {
   maxLength?: number;
 }
 
-export interface PrefixHit<V> {
+export interface PrefixCacheHit<V> {
   /** How many tokens of the query the entry covers. */
   length: number;
   /** The stored sequence. */
@@ -162,7 +162,10 @@ export class PrefixCache<V> {
   }
 
   /** The longest stored prefix of `tokens` (or `tokens` itself), in O(length of `tokens`). */
-  longestPrefix(tokens: Sequence, options: PrefixLookupOptions = {}): PrefixHit<V> | undefined {
+  longestPrefix(
+    tokens: Sequence,
+    options: PrefixLookupOptions = {},
+  ): PrefixCacheHit<V> | undefined {
     const tree = this.#tree(options.namespace ?? DEFAULT_NAMESPACE, false);
     if (tree === undefined) return undefined;
     const max = options.maxLength ?? tokens.length;

@@ -1,7 +1,6 @@
-export { type Clock, systemClock } from "../base/clock.js";
-export { type Duration, parseDuration } from "../base/duration.js";
-export { estimateBytes } from "../base/estimate-bytes.js";
-export { parseSize, type Size } from "../base/size.js";
+export type { Clock } from "../base/clock.js";
+export type { Duration } from "../base/duration.js";
+export type { Size } from "../base/size.js";
 export {
   fromKeyv,
   type KeyvAdapter,
