@@ -14,8 +14,8 @@ export {
 } from "./llm/caching-fetch.js";
 export {
   type FetchHandler,
+  type NodeServeOptions,
   type ServedHandler,
-  type ServeOptions,
   serveFetchHandler,
 } from "./llm/http-adapter.js";
 export {

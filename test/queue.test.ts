@@ -86,6 +86,7 @@ describe("concurrency limits", () => {
     expect(() => createQueue({ maxSize: -1 })).toThrow(
       "Expected `maxSize` to be a non-negative integer",
     );
+    // @ts-expect-error: maxQueue is a private queue's bound; a shared queue has maxSize
     expect(() => limit(async () => 1, { queue: createQueue(), maxQueue: 3 })).toThrow(
       /set `maxSize` on the queue/,
     );

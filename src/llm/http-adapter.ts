@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 
 export type FetchHandler = (request: Request) => Promise<Response>;
 
-export interface ServeOptions {
+export interface NodeServeOptions {
   /** @default 0 (a free port) */
   port?: number;
   /** @default "127.0.0.1" */
@@ -28,7 +28,7 @@ export interface ServedHandler {
 
 export async function serveFetchHandler(
   handler: FetchHandler,
-  options: ServeOptions = {},
+  options: NodeServeOptions = {},
 ): Promise<ServedHandler> {
   const server = createServer((incoming, outgoing) => {
     void respond(handler, incoming, outgoing);

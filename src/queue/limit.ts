@@ -15,18 +15,31 @@ import {
 } from "./batcher.js";
 import { type Lane, Queue } from "./queue.js";
 
-export interface LimitOptions {
+interface LimitCommonOptions {
   /** Calls of this function running at once. @default 1, or the queue's default */
   concurrency?: number;
-  /** Calls allowed to wait (a private queue's maxSize). 0 = unlimited. Not with `queue`. @default 0 */
-  maxQueue?: number;
-  /** A shared queue (its maxSize and maxConcurrency apply). @default a private queue */
-  queue?: Queue;
   /** Collect calls into batches for a batch function. */
   batch?: BatchOptions;
   /** Schedules batch windows (tests pass a manual one). @default setImmediate / setTimeout */
   scheduler?: BatchScheduler;
 }
+
+/** A private queue of this function's own. */
+interface PrivateQueueOptions {
+  queue?: undefined;
+  /** Calls allowed to wait (the private queue's maxSize). 0 = unlimited. @default 0 */
+  maxQueue?: number;
+}
+
+/** A queue shared with other functions: its `maxSize` bounds what waits. */
+interface SharedQueueOptions {
+  /** A shared queue (its maxSize and maxConcurrency apply). */
+  queue: Queue;
+  /** With a shared queue, set `maxSize` on the queue. */
+  maxQueue?: never;
+}
+
+export type LimitOptions = LimitCommonOptions & (PrivateQueueOptions | SharedQueueOptions);
 
 export interface LimitHandle<F> {
   readonly queue: Queue;
@@ -57,7 +70,8 @@ export function limit(fn: AnyFunction, options: LimitOptions = {}): LimitedFunct
   if (typeof fn !== "function") {
     throw new TypeError(`limit(fn) expected a function, got \`${String(fn)}\` (${typeof fn})`);
   }
-  if (options.queue !== undefined && options.maxQueue !== undefined) {
+  const given = options as LimitCommonOptions & { queue?: Queue; maxQueue?: number };
+  if (given.queue !== undefined && given.maxQueue !== undefined) {
     throw new TypeError(
       "limit(fn): `maxQueue` applies to a private queue; with `queue`, set `maxSize` on the queue",
     );
