@@ -10,8 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Fastify from "fastify";
 import { LlamaEngine } from "../src/llama.js";
-import { serveFetchHandler } from "../src/llm.js";
-import { createGateway } from "../src/server.js";
+import { createGateway, serveFetchHandler } from "../src/server.js";
 import { SqliteStore } from "../src/sqlite.js";
 import { MODEL_PATH } from "../test/helpers/llama-upstream.js";
 
@@ -48,8 +47,11 @@ export async function gatewayBench(seconds = 5): Promise<GatewayRow[]> {
   const engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
   const dir = mkdtempSync(join(tmpdir(), "infercache-gateway-bench-"));
   const sqlite = new SqliteStore({ path: join(dir, "cache.db") });
-  const memoryGateway = createGateway({ engine });
-  const sqliteGateway = createGateway({ engine, store: sqlite });
+  const memoryGateway = createGateway({ upstream: (request) => engine.handle(request) });
+  const sqliteGateway = createGateway({
+    upstream: (request) => engine.handle(request),
+    store: sqlite,
+  });
   const body = JSON.stringify({
     model: "tiny",
     messages: [{ role: "user", content: "benchmark" }],

@@ -1,23 +1,20 @@
 /**
- * `infercache/llm`: caching for OpenAI-compatible APIs — request keys and a caching `fetch` for
- * the OpenAI SDK and any compatible client.
+ * `infercache/llm`: caching for LLM APIs — the request pipeline and its protocols, request keys,
+ * a caching `fetch` for the OpenAI SDK and any compatible client, and adapters for the Vercel AI
+ * SDK and LangChain.js.
  */
 export { type CacheMiddlewareOptions, cacheMiddleware } from "./llm/ai-sdk.js";
+export type { Answer, ByteStream } from "./llm/answer.js";
 export { type CacheControl, parseCacheControl } from "./llm/cache-control.js";
 export {
   type CachingFetch,
   type CachingFetchOptions,
   type CachingFetchStats,
   cachingFetch,
-  type LlmResult,
-  type SamplingPolicy,
+  type RequestHead,
 } from "./llm/caching-fetch.js";
-export {
-  type FetchHandler,
-  type NodeServeOptions,
-  type ServedHandler,
-  serveFetchHandler,
-} from "./llm/http-adapter.js";
+export type { LlmResult, Outcome } from "./llm/call.js";
+export { MAX_BUCKET, type SamplingPolicy } from "./llm/controls.js";
 export {
   chatKey,
   completionKey,
@@ -26,4 +23,31 @@ export {
   TRANSPORT_FIELDS,
 } from "./llm/keys.js";
 export { type LangChainCacheOptions, langChainCache } from "./llm/langchain.js";
+export {
+  LlmPipeline,
+  type Lookup,
+  type PipelineOptions,
+  type PipelineStats,
+} from "./llm/pipeline.js";
+export type {
+  AnswerRecord,
+  LlmRequest,
+  ParsedCall,
+  Protocol,
+  RawHeaders,
+  Usage,
+} from "./llm/protocol.js";
+export { RequestError } from "./llm/protocol.js";
+export { chatProtocol, completionProtocol } from "./llm/protocols/chat.js";
+export { embeddingsProtocol, type ItemizedProtocol } from "./llm/protocols/embeddings.js";
 export { assemble, splitEvents, synthesize } from "./llm/sse.js";
+export {
+  type Deadlines,
+  fetchUpstream,
+  httpUpstream,
+  type Upstream,
+  UpstreamError,
+  type UpstreamFailure,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from "./llm/upstream.js";

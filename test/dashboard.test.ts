@@ -24,7 +24,10 @@ beforeAll(async () => {
       `Chromium is missing at ${CHROMIUM}: apt-get install -y chromium (bash .ci/run does)`,
     );
   engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
-  gateway = createGateway({ engine, adminToken: "dash-token" });
+  gateway = createGateway({
+    upstream: (request) => engine.handle(request),
+    adminToken: "dash-token",
+  });
   served = { url: await gateway.listen() };
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -61,10 +64,17 @@ describe("the dashboard", () => {
     await openai.chat.completions.create(request);
     const hostile = '<img src=x onerror="window.pwned=1">';
     await openai.chat.completions.create({ ...request, model: hostile });
+    // Anonymous viewers get aggregates only: no request rows, no keys, no model names.
+    await page.waitForFunction("document.getElementById('hit-rate')?.textContent === '33%'");
+    expect(await page.locator("#recent .badge").count()).toBe(0);
+    expect(await page.textContent("#recent")).toMatch(/shown to admins/);
+    // With the admin token the per-request feed appears.
+    await page.fill("#token", "dash-token");
+    await page.dispatchEvent("#token", "change");
+    await page.waitForSelector("#status:has-text('live (admin)')");
     await page.waitForSelector(".badge.hit");
     expect(await page.textContent(".badge.hit")).toMatch(/⚡ from cache: ~\d+\.\d+ s → \d+\.\d+ s/);
     await page.waitForFunction("document.querySelectorAll('#recent tr').length >= 3");
-    await page.waitForFunction("document.getElementById('hit-rate')?.textContent === '33%'");
     expect(await page.textContent("#requests")).toBe("3");
     // The hostile model name is text in a cell, not markup.
     expect(await page.locator("#recent td.model", { hasText: "<img" }).count()).toBe(1);
@@ -79,7 +89,6 @@ describe("the dashboard", () => {
     await page.waitForFunction(
       "[...document.querySelectorAll('#recent tr')].filter((tr) => !tr.classList.contains('hidden')).length === 1",
     );
-    await page.fill("#token", "dash-token");
     await page.click("#recent tr:not(.hidden) button.forget");
     await page.waitForSelector("#recent .forgot:has-text('forgotten')");
     const again = await openai.chat.completions.create(request).withResponse();

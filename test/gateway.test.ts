@@ -1,8 +1,13 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaEngine } from "../src/llama.js";
-import { type ServedHandler, serveFetchHandler } from "../src/llm.js";
-import { createGateway, type Gateway } from "../src/server.js";
+import { Tenants } from "../src/server/gateway/tenants.js";
+import {
+  createGateway,
+  type Gateway,
+  type ServedHandler,
+  serveFetchHandler,
+} from "../src/server.js";
 import { MemoryStore } from "../src/store/memory.js";
 import { spawnCli, startServe } from "./helpers/cli.js";
 import { MODEL_PATH, startUpstream, type Upstream } from "./helpers/llama-upstream.js";
@@ -11,10 +16,16 @@ let engine: LlamaEngine;
 let gateway: Gateway;
 let served: { url: string };
 const ADMIN = "admin-secret-for-tests";
+const SECRET = "tenant-secret-for-tests";
 
 beforeAll(async () => {
   engine = await LlamaEngine.load({ modelPath: MODEL_PATH, modelName: "tiny" });
-  gateway = createGateway({ engine, adminToken: ADMIN, bodyLimitBytes: 64 * 1024 });
+  gateway = createGateway({
+    upstream: (request) => engine.handle(request),
+    adminToken: ADMIN,
+    bodyLimitBytes: 64 * 1024,
+    tenantSecret: SECRET,
+  });
   served = { url: await gateway.listen() };
 }, 60_000);
 afterAll(async () => {
@@ -132,21 +143,23 @@ describe("the gateway with the OpenAI SDK in front of the local engine", () => {
   });
 
   it("keeps a session's entries to itself and drops them when its event stream disconnects", async () => {
-    const store = gateway.fetch.cache.store;
-    const session = `session-${Date.now()}`;
+    const store = gateway.pipeline.store;
+    const id = `session-${Date.now()}`;
+    // A session is its tenant's: its entries live under "<tenant>/<id>".
+    const session = `${new Tenants(SECRET).ofParts({ authorization: "Bearer key-1" }, undefined)}/${id}`;
     const inSession = new OpenAI({
       apiKey: "key-1",
       baseURL: `${served.url}/v1`,
       maxRetries: 0,
-      defaultHeaders: { "x-session-id": session },
+      defaultHeaders: { "x-session-id": id },
     });
     const events = new AbortController();
     const stream = await fetch(`${served.url}/session/events`, {
-      headers: { "x-session-id": session },
+      headers: { "x-session-id": id, authorization: "Bearer key-1" },
       signal: events.signal,
     });
     const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
-    expect(new TextDecoder().decode((await reader.read()).value)).toContain(session);
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain(id);
 
     const miss = await inSession.chat.completions.create(chat("private")).withResponse();
     const hit = await inSession.chat.completions.create(chat("private")).withResponse();
@@ -180,7 +193,10 @@ describe("the gateway with the OpenAI SDK in front of the local engine", () => {
   });
 
   it("ends open event streams on close instead of waiting for them to disconnect", async () => {
-    const closing = createGateway({ engine, store: new MemoryStore({ maxSize: 10 }) });
+    const closing = createGateway({
+      upstream: (request) => engine.handle(request),
+      store: new MemoryStore({ maxSize: 10 }),
+    });
     const url = await closing.listen();
     const readers = await Promise.all(
       ["/events", "/session/events"].map(async (path) => {
@@ -200,14 +216,19 @@ describe("the gateway with the OpenAI SDK in front of the local engine", () => {
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
   });
 
-  it("needs one upstream", () => {
-    expect(() => createGateway({})).toThrow(/exactly one of `upstream`/);
+  it("needs one upstream, and says what replaced the old options", () => {
+    // @ts-expect-error: an upstream is required
+    expect(() => createGateway({})).toThrow(/Expected `upstream` to be an http\(s\) base URL/);
     expect(() => createGateway({ upstream: "ftp://x" })).toThrow(/http\(s\) base URL/);
-    expect(() => createGateway({ upstream: "http://x/v1", concurrency: -1 })).toThrow(
-      /Expected `concurrency` to be a non-negative integer/,
-    );
-    expect(() => createGateway({ upstream: "http://x/v1", maxQueue: 5 })).toThrow(
-      /`maxQueue` bounds the calls waiting for an upstream slot; set `concurrency` too/,
+    expect(() =>
+      createGateway({ upstream: "http://x/v1", upstreamQueue: { concurrency: -1 } }),
+    ).toThrow(/Expected `upstreamQueue.concurrency` to be a non-negative integer/);
+    expect(() =>
+      createGateway({ upstream: "http://x/v1", upstreamQueue: { concurrency: 0, maxQueue: 5 } }),
+    ).toThrow(/`upstreamQueue.concurrency` to be at least 1/);
+    // @ts-expect-error: the old option names
+    expect(() => createGateway({ engine, concurrency: 1 })).toThrow(
+      /`engine` is now `upstream: engine.handle`/,
     );
   });
 });
@@ -221,8 +242,7 @@ describe("the gateway's upstream queue", () => {
     queued = createGateway({
       upstream: upstream.baseURL,
       store: new MemoryStore({ maxSize: 100 }),
-      concurrency: 1,
-      maxQueue: 1,
+      upstreamQueue: { concurrency: 1, maxQueue: 1 },
     });
     url = await queued.listen();
   }, 60_000);

@@ -25,14 +25,16 @@ Starts the OpenAI-compatible caching gateway: /v1/chat/completions, /v1/completi
   --store SPEC          sqlite:PATH (default ${DEFAULT_STORE}), redis://HOST:PORT, memory
   --namespace NAME      default gateway
   --shared-cache        share answers between API keys (default: partitioned by API key)
-  --tenant-secret S     key of the API-key hash, to keep entries across restarts
-                        (env INFERCACHE_TENANT_SECRET; default random per process)
+  --tenant-secret S     key of the credentials' hash (env INFERCACHE_TENANT_SECRET; default a
+                        secret kept in the store, so restarts and other instances keep their hits)
   --admin-token T       enables /admin/* behind "Authorization: Bearer T" (env INFERCACHE_ADMIN_TOKEN)
   --concurrency N       upstream calls at once (default 0 = no limit)
   --max-queue N         with --concurrency: upstream calls waiting for a slot; more get 503
                         (default 0 = no limit)
   --body-limit BYTES    default 10485760
-  --upstream-timeout MS default 120000
+  --first-byte-timeout MS  until the upstream's response headers (default 120000)
+  --idle-timeout MS     between two chunks of an upstream's body (default 120000); a healthy
+                        stream may last as long as it streams
 `;
 
 export async function serveCommand(args: string[]): Promise<number> {
@@ -43,7 +45,8 @@ export async function serveCommand(args: string[]): Promise<number> {
     "admin-token": { type: "string" },
     "max-queue": { type: "string" },
     "body-limit": { type: "string" },
-    "upstream-timeout": { type: "string" },
+    "first-byte-timeout": { type: "string" },
+    "idle-timeout": { type: "string" },
   });
   if (values.help === true) {
     process.stdout.write(SERVE_HELP);
@@ -51,21 +54,23 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const port = integer({ port: option(values, "port", "PORT") }, "port", 8080);
   if (port > 65535) throw new UsageError(`Expected --port to be a port number, got \`${port}\``);
-  const gatewayOptions = {
-    ...keyingOptions(values),
-    concurrency: integer(values, "concurrency", 0),
-    maxQueue: integer(values, "max-queue", 0),
-    bodyLimitBytes: integer(values, "body-limit", 10 * 1024 * 1024, 1),
-    upstreamTimeoutMs: integer(values, "upstream-timeout", 120_000, 1),
-  };
-  if (gatewayOptions.maxQueue > 0 && gatewayOptions.concurrency === 0)
+  const concurrency = integer(values, "concurrency", 0);
+  const maxQueue = integer(values, "max-queue", 0);
+  if (maxQueue > 0 && concurrency === 0)
     throw new UsageError(
       "--max-queue bounds the calls waiting for an upstream slot: pass --concurrency N too",
     );
+  const gatewayOptions = {
+    ...keyingOptions(values),
+    ...(concurrency > 0 && { upstreamQueue: { concurrency, maxQueue } }),
+    bodyLimitBytes: integer(values, "body-limit", 10 * 1024 * 1024, 1),
+    firstByteTimeoutMs: integer(values, "first-byte-timeout", 120_000, 1),
+    idleTimeoutMs: integer(values, "idle-timeout", 120_000, 1),
+  };
   const adminToken = option(values, "admin-token", "INFERCACHE_ADMIN_TOKEN");
   const source = await openSource(values);
   const store = await openStore(option(values, "store") ?? DEFAULT_STORE);
-  const { createGateway } = await import("../server/gateway.js");
+  const { createGateway } = await import("../server/gateway/gateway.js");
   const gateway = createGateway({
     ...source.gateway,
     store,

@@ -85,13 +85,13 @@ export async function openStore(spec: string): Promise<Store> {
   );
 }
 
-/** The engine or upstream the gateway caches, from --model / --upstream or the environment. */
+/** The local engine: a fetch-style handler with resources to close. */
 type Engine = { handle(request: Request): Promise<Response>; close(): Promise<void> };
 
 /** The engine or upstream the gateway caches, from --model / --upstream or the environment. */
 export async function openSource(values: Values): Promise<{
   /** Spread into createGateway's options. */
-  gateway: { upstream: string } | { engine: Engine };
+  gateway: { upstream: string | ((request: Request) => Promise<Response>) };
   engine: Engine | undefined;
   label: string;
 }> {
@@ -110,7 +110,11 @@ export async function openSource(values: Values): Promise<{
     throw new UsageError(`--model: no file at \`${model}\`; pass the path of a GGUF model`);
   const { LlamaEngine } = await import("../llama/engine.js");
   const engine = await LlamaEngine.load({ modelPath: model });
-  return { gateway: { engine }, engine, label: `local model ${model}` };
+  return {
+    gateway: { upstream: (request: Request) => engine.handle(request) },
+    engine,
+    label: `local model ${model}`,
+  };
 }
 
 /** The gateway options that decide keys, so `warm` writes what `serve` reads. */

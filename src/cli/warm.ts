@@ -69,7 +69,7 @@ export async function warmCommand(args: string[]): Promise<number> {
   const lines = await readLines(file);
   const source = await openSource(values);
   const store = await openStore(storeSpec);
-  const { createGateway } = await import("../server/gateway.js");
+  const { createGateway } = await import("../server/gateway/gateway.js");
   const gateway = createGateway({
     ...source.gateway,
     store,

@@ -1,37 +1,69 @@
 /**
- * Per-request cache controls in HTTP terms (`Cache-Control` on the request):
- * - `no-store`: do not write this answer;
- * - `no-cache`: do not read (refresh), write the new answer;
- * - `max-age=S`: keep this answer S seconds;
- * - `s-maxage=S`: accept a stored answer only if it is at most S seconds old.
+ * Per-request cache controls in HTTP's terms (`Cache-Control` on the request, RFC 9111 §5.2.1),
+ * each defined once here and in the README:
+ *
+ * - `no-cache`: do not answer from the cache; ask the upstream and store its answer.
+ * - `no-store`: do not store this answer (a stored one may still be served).
+ * - `max-age=N`: the client takes an answer at most N seconds old (HTTP's meaning); an answer
+ *   fetched for it is stored for N seconds, since older would not be served to it anyway.
+ *   `max-age=0` therefore never serves a stored answer and stores nothing: 0 never means
+ *   forever.
+ * - `s-maxage=N`: how long the shared cache keeps this answer (HTTP's shared-cache lifetime),
+ *   overriding `max-age`'s; it does not limit what is served. `s-maxage=0` stores nothing.
+ * - `only-if-cached`: answer from the cache or not at all (504), never from the upstream.
+ *
+ * Unknown directives are ignored, as HTTP says; a directive with a bad value (`max-age=soon`)
+ * is a 400, so a typo never turns a bound into "forever".
  */
+
+import { RequestError } from "./protocol.js";
 
 export interface CacheControl {
   noStore: boolean;
   noCache: boolean;
-  /** ms, or undefined */
-  maxAgeMs: number | undefined;
-  /** ms, or undefined */
+  onlyIfCached: boolean;
+  /** The oldest stored answer the client takes, ms (`max-age`). */
   acceptAgeMs: number | undefined;
+  /** How long to keep the answer, ms (`s-maxage`, else `max-age`); 0 = do not store. */
+  ttlMs: number | undefined;
 }
 
-export function parseCacheControl(header: string | null): CacheControl {
-  const control: CacheControl = {
-    noStore: false,
-    noCache: false,
-    maxAgeMs: undefined,
-    acceptAgeMs: undefined,
-  };
-  if (header === null) return control;
+const NONE: CacheControl = {
+  noStore: false,
+  noCache: false,
+  onlyIfCached: false,
+  acceptAgeMs: undefined,
+  ttlMs: undefined,
+};
+
+/** @throws RequestError for a directive with a bad value. */
+export function parseCacheControl(header: string | null | undefined): CacheControl {
+  if (header === null || header === undefined || header === "") return NONE;
+  const control: CacheControl = { ...NONE };
+  let maxAge: number | undefined;
+  let sMaxAge: number | undefined;
   for (const part of header.toLowerCase().split(",")) {
-    const [name, value] = part.trim().split("=") as [string, string | undefined];
-    const seconds = value === undefined ? Number.NaN : Number(value.replace(/"/g, ""));
+    const [rawName, rawValue] = part.split("=", 2) as [string, string | undefined];
+    const name = rawName.trim();
     if (name === "no-store") control.noStore = true;
     else if (name === "no-cache") control.noCache = true;
-    else if (name === "max-age" && Number.isFinite(seconds) && seconds >= 0)
-      control.maxAgeMs = seconds * 1000;
-    else if (name === "s-maxage" && Number.isFinite(seconds) && seconds >= 0)
-      control.acceptAgeMs = seconds * 1000;
+    else if (name === "only-if-cached") control.onlyIfCached = true;
+    else if (name === "max-age") maxAge = seconds(name, rawValue);
+    else if (name === "s-maxage") sMaxAge = seconds(name, rawValue);
   }
+  if (maxAge !== undefined) control.acceptAgeMs = maxAge * 1000;
+  const lifetime = sMaxAge ?? maxAge;
+  if (lifetime !== undefined) control.ttlMs = lifetime * 1000;
   return control;
+}
+
+function seconds(name: string, raw: string | undefined): number {
+  const text = raw?.trim().replace(/^"(.*)"$/, "$1") ?? "";
+  if (!/^\d{1,10}$/.test(text)) {
+    throw new RequestError(
+      400,
+      `Cache-Control ${name} must be a whole number of seconds, like ${name}=3600`,
+    );
+  }
+  return Number(text);
 }

@@ -26,6 +26,17 @@ export function dataOf(text: string): string[] {
   return payloads;
 }
 
+/** The `event:` types of an SSE body, in order (events without one are not listed). */
+export function eventTypes(text: string): string[] {
+  const types: string[] = [];
+  for (const event of splitEvents(text)) {
+    for (const line of event.split("\n")) {
+      if (line.startsWith("event:")) types.push(line.slice(6).trim());
+    }
+  }
+  return types;
+}
+
 /** Whether a recorded stream ended properly (`data: [DONE]`) and carried no error event. */
 export function isComplete(text: string): boolean {
   const payloads = dataOf(text);

@@ -1,16 +1,17 @@
 /**
  * Records an upstream byte stream while handing it to any number of readers: each reader gets
- * what arrived so far, then follows live (late joiners of an identical streamed request). When
- * every reader has cancelled before the end, `onAbandoned` fires (the upstream request is then
- * aborted and nothing is cached).
+ * what arrived so far, then follows live (late joiners of an identical streamed request). A
+ * reader that leaves does not stop the others; when the last reader has left before the end,
+ * `onAbandoned` fires (the upstream call is then aborted and nothing is stored).
  */
+
+import type { ByteStream } from "./answer.js";
 
 export class StreamRecorder {
   readonly chunks: Uint8Array[] = [];
   state: "live" | "done" | "failed" | "abandoned" = "live";
   error: unknown;
-  #text = "";
-  readonly #decoder = new TextDecoder();
+  bytes = 0;
   readonly #waiting = new Set<() => void>();
   #readers = 0;
   readonly #onAbandoned: () => void;
@@ -19,20 +20,20 @@ export class StreamRecorder {
     this.#onAbandoned = onAbandoned;
   }
 
-  /** Everything received, as text. */
-  get text(): string {
-    return this.#text;
+  /** Everything received, as text (once the stream is over). */
+  text(): string {
+    return Buffer.concat(this.chunks).toString("utf8");
   }
 
   push(chunk: Uint8Array): void {
+    if (this.state !== "live") return;
     this.chunks.push(chunk);
-    this.#text += this.#decoder.decode(chunk, { stream: true });
+    this.bytes += chunk.byteLength;
     this.#wake();
   }
 
   end(): void {
     if (this.state !== "live") return;
-    this.#text += this.#decoder.decode();
     this.state = "done";
     this.#wake();
   }
@@ -56,8 +57,8 @@ export class StreamRecorder {
     });
   }
 
-  /** A new reader: replay, then live. */
-  reader(): ReadableStream<Uint8Array> {
+  /** A new reader: what arrived so far, then live. */
+  reader(): ByteStream {
     let index = 0;
     this.#readers++;
     let left = false;
@@ -71,30 +72,27 @@ export class StreamRecorder {
         this.#wake();
       }
     };
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        for (;;) {
-          if (index < this.chunks.length) {
-            controller.enqueue(this.chunks[index++] as Uint8Array);
-            return;
+    const recorder = this;
+    return {
+      cancel: leave,
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            if (index < recorder.chunks.length) {
+              yield recorder.chunks[index++] as Uint8Array;
+              continue;
+            }
+            if (recorder.state === "done") return;
+            if (recorder.state !== "live") {
+              throw recorder.error ?? new Error("infercache: the upstream stream ended early");
+            }
+            await new Promise<void>((resolve) => recorder.#waiting.add(resolve));
           }
-          if (this.state === "done") {
-            leave();
-            controller.close();
-            return;
-          }
-          if (this.state === "failed" || this.state === "abandoned") {
-            leave();
-            controller.error(
-              this.error ?? new Error("infercache: the upstream stream ended early"),
-            );
-            return;
-          }
-          await new Promise<void>((resolve) => this.#waiting.add(resolve));
+        } finally {
+          leave();
         }
       },
-      cancel: () => leave(),
-    });
+    };
   }
 
   #wake(): void {

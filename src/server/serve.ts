@@ -25,7 +25,7 @@ import type { CallStatus } from "../cache/telemetry.js";
 import { trackCacheUsage } from "../cache/usage.js";
 import { UnhashableError } from "../key/encode.js";
 import { QueueFullError } from "../queue/queue-full-error.js";
-import { sessionOf } from "./session-id.js";
+import { sessionOf } from "./http/session-id.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: any function may be served.
 type AnyFunction = (...args: any[]) => any;

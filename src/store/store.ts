@@ -87,6 +87,12 @@ export interface Store {
    * without it are taken to be healthy. Cheap: no I/O, it reports what the store last saw.
    */
   health?(): StoreHealth;
+  /**
+   * A random secret kept with the store under `name`, the same for every process that opens it
+   * (created on first use): what the gateway keys tenant hashes with, so restarts and other
+   * instances keep their hits. Stores that live in one process have none.
+   */
+  secret?(name: string): Promise<string>;
   close(): Promise<void>;
 }
 

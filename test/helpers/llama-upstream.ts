@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { LlamaEngine } from "../../src/llama.js";
-import { type ServedHandler, serveFetchHandler } from "../../src/llm.js";
+import { type ServedHandler, serveFetchHandler } from "../../src/server.js";
 
 export const MODEL_PATH =
   process.env.INFERCACHE_MODEL ??

@@ -1,11 +1,19 @@
 /**
- * The gateway's dashboard: one self-contained HTML page (no build step) that follows `/events`
- * (server-sent events) and shows the hit rate, requests, time and tokens saved, cache size, and
- * the recent requests with their badge — "⚡ from cache: ~2.1 s → 0.002 s", "used cache", or miss.
- * User content (model names) is only ever set as text, never as HTML.
+ * The gateway's dashboard: one self-contained HTML page (no build step) and its event feed.
+ *
+ * Who sees what: anyone who can reach the gateway sees aggregates (hit rate, requests, time and
+ * tokens saved, cache size, failures) on `/events`; the per-request feed (route, model, badge,
+ * store key) is on `/admin/events`, behind the admin token, because a request's key and model
+ * belong to its tenant. The feed keeps the last 50 requests with model names cut to 64
+ * characters, serves at most `maxViewers` streams at once, and drops a viewer that stops reading
+ * (see `SseChannel`). User content is only ever set as text in the page, never as HTML.
  */
 
-import type { LlmResult } from "../llm/caching-fetch.js";
+import type { Answer } from "../../llm/answer.js";
+import type { LlmResult } from "../../llm/call.js";
+import { HttpError } from "../http/errors.js";
+import { SseChannel } from "../http/sse.js";
+import type { GatewaySnapshot } from "./metrics.js";
 
 export interface DashboardEvent {
   at: number;
@@ -20,22 +28,42 @@ export interface DashboardEvent {
   key: string | undefined;
 }
 
-/** Keeps the recent requests and pushes each new one to the open event streams. */
+const MAX_MODEL = 64;
+
+/** Keeps the recent requests and pushes stats (to everyone) and requests (to admins). */
 export class DashboardFeed {
   readonly recent: DashboardEvent[] = [];
-  readonly #listeners = new Set<(event: DashboardEvent) => void>();
-  readonly #open = new Set<() => void>();
+  readonly #admins = new Set<SseChannel>();
+  readonly #viewers = new Set<SseChannel>();
   readonly #keep: number;
+  readonly #maxViewers: number;
+  readonly #snapshot: () => GatewaySnapshot;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(keep = 50) {
-    this.#keep = keep;
+  constructor(
+    snapshot: () => GatewaySnapshot,
+    options: { keep?: number; maxViewers?: number } = {},
+  ) {
+    this.#snapshot = snapshot;
+    this.#keep = options.keep ?? 50;
+    this.#maxViewers = options.maxViewers ?? 16;
+  }
+
+  get viewers(): number {
+    return this.#viewers.size;
   }
 
   record(result: LlmResult): void {
+    const model =
+      result.model === undefined
+        ? undefined
+        : result.model.length > MAX_MODEL
+          ? `${result.model.slice(0, MAX_MODEL - 1)}…`
+          : result.model;
     const event: DashboardEvent = {
       at: Date.now(),
       route: result.route,
-      model: result.model,
+      model,
       outcome: result.outcome,
       status: result.status,
       durationMs: result.durationMs,
@@ -45,42 +73,49 @@ export class DashboardFeed {
     };
     this.recent.push(event);
     if (this.recent.length > this.#keep) this.recent.shift();
-    for (const listener of this.#listeners) listener(event);
+    if (this.#admins.size === 0) return;
+    const data = JSON.stringify(event);
+    for (const channel of this.#admins) channel.send(data, "request");
   }
 
-  /** Ends every open event stream (a shutdown does not wait for dashboards to disconnect). */
+  /** Ends every open stream (a shutdown does not wait for dashboards to disconnect). */
   closeAll(): void {
-    for (const end of [...this.#open]) end();
+    for (const channel of [...this.#viewers]) channel.close();
   }
 
-  /** An SSE response: a snapshot first, then every request, then stats every second. */
-  stream(snapshot: () => unknown): Response {
-    const encoder = new TextEncoder();
-    let cleanup = () => {};
-    const body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        const send = (event: string, data: unknown) =>
-          controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
-        send("snapshot", { stats: snapshot(), recent: this.recent });
-        const listener = (event: DashboardEvent) => send("request", event);
-        this.#listeners.add(listener);
-        const timer = setInterval(() => send("stats", snapshot()), 1000);
-        const end = () => {
-          cleanup();
-          controller.close();
-        };
-        cleanup = () => {
-          clearInterval(timer);
-          this.#listeners.delete(listener);
-          this.#open.delete(end);
-        };
-        this.#open.add(end);
-      },
-      cancel: () => cleanup(),
+  /** A viewer's event stream: a snapshot first, then stats every second (and requests for admins). */
+  stream(admin: boolean): Answer {
+    if (this.#viewers.size >= this.#maxViewers) {
+      throw new HttpError(
+        503,
+        `the dashboard has ${this.#maxViewers} viewers already; close one and retry`,
+      );
+    }
+    const channel = new SseChannel();
+    this.#viewers.add(channel);
+    if (admin) this.#admins.add(channel);
+    channel.onClose(() => {
+      this.#viewers.delete(channel);
+      this.#admins.delete(channel);
+      if (this.#viewers.size === 0) {
+        clearInterval(this.#timer);
+        this.#timer = undefined;
+      }
     });
-    return new Response(body, {
+    channel.send(
+      JSON.stringify({ stats: this.#snapshot(), recent: admin ? this.recent : [], admin }),
+      "snapshot",
+    );
+    this.#timer ??= setInterval(() => {
+      const data = JSON.stringify(this.#snapshot());
+      for (const viewer of this.#viewers) viewer.send(data, "stats");
+    }, 1000);
+    this.#timer.unref();
+    return {
+      status: 200,
       headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
-    });
+      body: channel.body(),
+    };
   }
 }
 
@@ -226,12 +261,76 @@ export const DASHBOARD_HTML = `<!doctype html>
     $("tokens-saved").textContent = String(s.tokensSaved);
     $("cache-size").textContent = s.entries + " · " + bytes(s.bytes);
   }
-  const source = new EventSource("/events");
-  source.addEventListener("open", () => { $("status").textContent = "live"; });
-  source.addEventListener("error", () => { $("status").textContent = "reconnecting…"; });
-  source.addEventListener("snapshot", (e) => { const data = JSON.parse(e.data); stats(data.stats); for (const event of data.recent) add(event); });
-  source.addEventListener("stats", (e) => stats(JSON.parse(e.data)));
-  source.addEventListener("request", (e) => add(JSON.parse(e.data)));
+  // Follows an event stream with fetch (EventSource cannot send the admin token).
+  let following;
+  async function follow(token) {
+    following?.abort();
+    const controller = new AbortController();
+    following = controller;
+    const admin = token !== "";
+    for (;;) {
+      try {
+        const response = await fetch(admin ? "/admin/events" : "/events", {
+          headers: admin ? { authorization: "Bearer " + token } : {},
+          signal: controller.signal,
+        });
+        if (!response.ok) {
+          const body = await response.json().catch(() => ({ error: { message: response.statusText } }));
+          $("status").textContent = body.error.message;
+          if (admin) return follow("");
+          return;
+        }
+        $("status").textContent = admin ? "live (admin)" : "live";
+        $("recent").textContent = "";
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\\n\\n")) !== -1) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let type = "message";
+            let data = "";
+            for (const line of frame.split("\\n")) {
+              if (line.startsWith("event: ")) type = line.slice(7);
+              else if (line.startsWith("data: ")) data += line.slice(6);
+            }
+            if (data === "") continue;
+            const parsed = JSON.parse(data);
+            if (type === "snapshot") {
+              stats(parsed.stats);
+              if (!parsed.admin) empty("Recent requests are shown to admins: enter the admin token below.");
+              for (const event of parsed.recent) add(event);
+            } else if (type === "stats") stats(parsed);
+            else if (type === "request") add(parsed);
+          }
+        }
+      } catch (error) {
+        if (controller.signal.aborted) return;
+      }
+      $("status").textContent = "reconnecting…";
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  function empty(text) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.className = "empty";
+    td.colSpan = 6;
+    td.textContent = text;
+    tr.append(td);
+    $("recent").textContent = "";
+    $("recent").append(tr);
+  }
+  follow(sessionStorage.getItem("infercache-admin-token") || "");
+  $("token").value = sessionStorage.getItem("infercache-admin-token") || "";
+  $("token").addEventListener("change", () => {
+    sessionStorage.setItem("infercache-admin-token", $("token").value);
+    follow($("token").value);
+  });
   $("search").addEventListener("input", () => { for (const tr of $("recent").children) filter(tr); });
   $("purge").addEventListener("submit", async (e) => {
     e.preventDefault();

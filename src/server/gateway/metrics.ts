@@ -1,9 +1,12 @@
 /**
- * Gateway metrics: counters by route and outcome, an upstream latency histogram, time and tokens
- * saved, entries and bytes; rendered in Prometheus' text format and as JSON for the admin API.
+ * Gateway metrics: counters by route and outcome, upstream failures by reason, an upstream
+ * latency histogram, time and tokens saved, entries and bytes; rendered in Prometheus' text
+ * format and as JSON (`snapshot()`) for the admin API and the dashboard.
  */
 
-import type { CachingFetchStats, LlmResult } from "../llm/caching-fetch.js";
+import type { LlmResult } from "../../llm/call.js";
+import type { PipelineStats } from "../../llm/pipeline.js";
+import type { StoreHealth } from "../../store/store.js";
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -14,11 +17,25 @@ export class Metrics {
   #latencySum = 0;
   timeSavedSeconds = 0;
   tokensSaved = 0;
-  errors = 0;
-  #stats: (() => CachingFetchStats) | undefined;
+  /** Upstream failures by reason (`refused`, `first-byte-timeout`, …) and other gateway errors. */
+  readonly failures = new Map<string, number>();
+  #stats: (() => PipelineStats) | undefined;
+  #health: (() => StoreHealth) | undefined;
 
-  attach(stats: () => CachingFetchStats): void {
+  attach(stats: () => PipelineStats, health?: () => StoreHealth): void {
     this.#stats = stats;
+    this.#health = health;
+  }
+
+  /** Counts a failure that turned into an error answer. */
+  recordFailure(reason: string): void {
+    this.failures.set(reason, (this.failures.get(reason) ?? 0) + 1);
+  }
+
+  get errors(): number {
+    let total = 0;
+    for (const count of this.failures.values()) total += count;
+    return total;
   }
 
   record(result: LlmResult): void {
@@ -33,10 +50,9 @@ export class Metrics {
     }
     this.timeSavedSeconds += result.savedMs / 1000;
     this.tokensSaved += result.savedTokens;
-    if (result.status >= 500) this.errors++;
   }
 
-  snapshot(): Record<string, unknown> {
+  snapshot(): GatewaySnapshot {
     const stats = this.#stats?.();
     const requests: Record<string, number> = {};
     for (const [label, count] of this.requests) requests[label] = count;
@@ -51,6 +67,8 @@ export class Metrics {
       bytes: stats?.bytes ?? 0,
       timeSavedSeconds: this.timeSavedSeconds,
       tokensSaved: this.tokensSaved,
+      failures: Object.fromEntries(this.failures),
+      store: this.#health?.() ?? { state: "ok" },
     };
   }
 
@@ -83,6 +101,18 @@ export class Metrics {
     metric("infercache_errors_total", "counter", "Store and upstream errors.", [
       ["", this.errors + (stats?.errors ?? 0)],
     ]);
+    metric(
+      "infercache_upstream_failures_total",
+      "counter",
+      "Requests that failed upstream (or in the gateway), by reason.",
+      [...this.failures].map(([reason, count]) => [`reason="${reason}"`, count]),
+    );
+    metric(
+      "infercache_store_degraded",
+      "gauge",
+      "1 while the store is degraded (calls run uncached).",
+      [["", this.#health?.().state === "degraded" ? 1 : 0]],
+    );
     metric("infercache_entries", "gauge", "Entries held.", [["", stats?.entries ?? 0]]);
     metric("infercache_bytes", "gauge", "Bytes held.", [["", stats?.bytes ?? 0]]);
     metric(
@@ -107,4 +137,20 @@ export class Metrics {
     );
     return `${lines.join("\n")}\n`;
   }
+}
+
+/** What `snapshot()` reports. */
+export interface GatewaySnapshot {
+  requests: Record<string, number>;
+  hits: number;
+  misses: number;
+  coalesced: number;
+  bypassed: number;
+  errors: number;
+  entries: number;
+  bytes: number;
+  timeSavedSeconds: number;
+  tokensSaved: number;
+  failures: Record<string, number>;
+  store: StoreHealth;
 }

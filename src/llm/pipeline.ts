@@ -1,0 +1,551 @@
+/**
+ * The request pipeline every LLM route goes through, whatever serves it (`cachingFetch` for
+ * SDKs, the gateway): one parsed call per request — parse once, key once, read the store once —
+ * then `Hit | Miss`, and a miss continues with the same call (`complete`).
+ *
+ *   lookup(request) ─┬─ hit     → an answer from the record (converted if the request differs)
+ *                    ├─ miss    → complete(call): join a flight, or take the cross-process lock,
+ *                    │            call the upstream, record, store what is an answer
+ *                    ├─ pass    → not a cached route: forward(request)
+ *                    └─ answer  → refused (4xx), or `only-if-cached` with nothing cached (504)
+ *
+ * What an API means (its key, stream grammar, conversions, errors, usage) is in its protocol
+ * (`protocols/`); this file knows none of it. A byte-identical body finds its key in a bounded
+ * memo without being parsed and hashed again (`KeyMemo` below), so a repeated hit costs a Map
+ * lookup and a store read.
+ */
+
+import type { Clock } from "../base/clock.js";
+import type { Duration } from "../base/duration.js";
+import { CacheCore } from "../cache/core.js";
+import { FlightTable } from "../cache/flight-table.js";
+import type { CacheStats } from "../cache/telemetry.js";
+import { hashKey } from "../key/hash-key.js";
+import type { Entry, FlightLease, Store } from "../store/store.js";
+import type { Answer } from "./answer.js";
+import { type CacheControl, parseCacheControl } from "./cache-control.js";
+import type { Call, CallMode, LlmResult, Outcome, WholeCall } from "./call.js";
+import { Completion, type Pending } from "./completion.js";
+import {
+  checkPolicy,
+  NAMESPACE_HEADER,
+  namespaceOf,
+  SAMPLING_HEADER,
+  type SamplingPolicy,
+  SESSION_COOKIE,
+  SESSION_HEADER,
+  samplingOf,
+  sessionOf,
+} from "./controls.js";
+import { completeItems } from "./itemized.js";
+import {
+  type AnswerRecord,
+  header,
+  type LlmRequest,
+  type ParsedCall,
+  type Protocol,
+  RequestError,
+} from "./protocol.js";
+import { chatProtocol, completionProtocol } from "./protocols/chat.js";
+import { embeddingsProtocol, type ItemizedProtocol } from "./protocols/embeddings.js";
+import { renderRecord } from "./render.js";
+import type { Upstream, UpstreamRequest } from "./upstream.js";
+
+export interface PipelineOptions {
+  /** Where answers live. @default a MemoryStore of 1,000 entries */
+  store?: Store | undefined;
+  /** Namespace of the entries in the store. @default "llm" */
+  namespace?: string | undefined;
+  upstream: Upstream;
+  /** How long answers are served. @default forever */
+  ttl?: Duration | undefined;
+  /** Bump to stop serving everything cached before. */
+  version?: string | number | undefined;
+  /** The API families to cache. @default chat completions, completions, embeddings */
+  protocols?: readonly (Protocol | ItemizedProtocol)[] | undefined;
+  /** A tenant per request (a keyed hash of its credentials): tenants never share entries. */
+  tenant?: ((request: LlmRequest) => string | undefined) | undefined;
+  /** Sampled requests (temperature > 0 without a seed). @default "cache" */
+  sampling?: SamplingPolicy | undefined;
+  /** Cache requests with `n > 1`. @default false */
+  cacheMultipleChoices?: boolean | undefined;
+  /** Delay between replayed stream events, ms (to look like a live stream). @default 0 */
+  replayDelayMs?: number | undefined;
+  /** Called after every cacheable request with what happened (metrics, dashboards). */
+  onResult?: ((result: LlmResult) => void) | undefined;
+  clock?: Clock | undefined;
+}
+
+export type Lookup =
+  | { kind: "hit"; answer: Answer }
+  | { kind: "miss"; call: Call }
+  | { kind: "pass" }
+  | { kind: "answer"; answer: Answer };
+
+export interface PipelineStats extends CacheStats {
+  bypassed: number;
+  tokensSaved: number;
+}
+
+/** Request headers that are ours, or the connection's: never sent upstream. */
+const NOT_FORWARDED = new Set([
+  "host",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-connection",
+  "proxy-authorization",
+  "accept-encoding",
+  NAMESPACE_HEADER,
+  SAMPLING_HEADER,
+  SESSION_HEADER,
+  "x-infercache-mode",
+  "x-infercache-tags",
+]);
+
+/** Query parameters that carry credentials: part of the tenant, not of the key. */
+export const CREDENTIAL_PARAMS = ["key", "api-key", "api_key"] as const;
+
+export class LlmPipeline {
+  readonly core: CacheCore<Pending>;
+  readonly options: PipelineOptions;
+  readonly upstream: Upstream;
+  readonly sampling: SamplingPolicy;
+  readonly #protocols: (Protocol | ItemizedProtocol)[];
+  readonly #memo = new KeyMemo();
+  readonly #completion: Completion;
+  /** Items (embedding inputs) being fetched, joined by requests that ask for the same item. */
+  readonly itemFlights = new FlightTable<Promise<unknown>>();
+  readonly #version: string;
+  bypassed = 0;
+  tokensSaved = 0;
+
+  constructor(options: PipelineOptions) {
+    this.options = options;
+    this.upstream = options.upstream;
+    this.sampling = checkPolicy(options.sampling ?? "cache", "sampling");
+    const replayDelay = options.replayDelayMs ?? 0;
+    if (!(Number.isFinite(replayDelay) && replayDelay >= 0)) {
+      throw new TypeError(
+        `Expected \`replayDelayMs\` to be a non-negative number, got \`${String(replayDelay)}\``,
+      );
+    }
+    this.core = new CacheCore<Pending>(
+      {
+        ...(options.store !== undefined ? { store: options.store } : { maxSize: 1000 }),
+        namespace: options.namespace ?? "llm",
+        ...(options.ttl !== undefined && { ttl: options.ttl }),
+        ...(options.clock !== undefined && { clock: options.clock }),
+      } as ConstructorParameters<typeof CacheCore>[0],
+      "cachingFetch()",
+      "llm",
+    );
+    // Longest paths first: `/chat/completions` before `/completions`.
+    this.#protocols = [
+      ...(options.protocols ?? [chatProtocol, completionProtocol, embeddingsProtocol]),
+    ].sort(
+      (a, b) =>
+        Math.max(...b.paths.map((p) => p.length)) - Math.max(...a.paths.map((p) => p.length)),
+    );
+    // Records of this format: a new record shape, a new version (old entries are never read).
+    this.#version = `r2:${options.version === undefined ? "" : `${typeof options.version}:${options.version}`}`;
+    this.#completion = new Completion(this);
+  }
+
+  get store(): Store {
+    return this.core.store;
+  }
+
+  get namespace(): string {
+    return this.core.namespace;
+  }
+
+  stats(): PipelineStats {
+    return { ...this.core.stats(), bypassed: this.bypassed, tokensSaved: this.tokensSaved };
+  }
+
+  /** The protocol answering `path` (the upstream URL's path), if any. */
+  protocolOf(path: string): Protocol | ItemizedProtocol | undefined {
+    const trimmed = path.endsWith("/") ? path.replace(/\/+$/, "") : path;
+    return this.#protocols.find((protocol) =>
+      protocol.paths.some((p) => trimmed === p || trimmed.endsWith(p)),
+    );
+  }
+
+  /** Looks a request up: one parse, one key, one store read. */
+  async lookup(request: LlmRequest): Promise<Lookup> {
+    const protocol = request.method === "POST" ? this.protocolOf(request.url.pathname) : undefined;
+    if (protocol === undefined) return { kind: "pass" };
+    let call: Call;
+    try {
+      call = this.#call(request, protocol);
+    } catch (error) {
+      if (error instanceof RequestError) {
+        return { kind: "answer", answer: errorAnswer(protocol, error.status, error.message) };
+      }
+      throw error;
+    }
+    if (call.itemized) return { kind: "miss", call };
+    return this.#lookupWhole(call);
+  }
+
+  /** Completes a miss: the same call the lookup made. */
+  complete(call: Call): Promise<Answer> {
+    return call.itemized ? completeItems(this, call) : this.#completion.complete(call);
+  }
+
+  /** Lookup, then complete a miss or forward what is not cached. */
+  async handle(request: LlmRequest): Promise<Answer> {
+    const lookup = await this.lookup(request);
+    switch (lookup.kind) {
+      case "hit":
+      case "answer":
+        return lookup.answer;
+      case "miss":
+        return this.complete(lookup.call);
+      case "pass":
+        return this.forward(request);
+    }
+  }
+
+  /** Sends a request upstream as it is (routes that are not cached). */
+  async forward(request: LlmRequest): Promise<Answer> {
+    const response = await this.upstream(
+      this.upstreamRequest(request, request.body, request.signal),
+    );
+    return {
+      status: response.status,
+      headers: responseHeaders(response.headers),
+      body: response.body,
+    };
+  }
+
+  /** What goes upstream for a request: its headers minus ours and the connection's. */
+  upstreamRequest(
+    request: LlmRequest,
+    body: Uint8Array | string,
+    signal: AbortSignal | undefined,
+  ): UpstreamRequest {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value === undefined || NOT_FORWARDED.has(name)) continue;
+      const text = Array.isArray(value) ? value.join(", ") : value;
+      if (name === "cookie") {
+        const kept = text
+          .split(/;\s*/)
+          .filter((part) => !part.startsWith(`${SESSION_COOKIE}=`))
+          .join("; ");
+        if (kept !== "") headers.cookie = kept;
+        continue;
+      }
+      headers[name] = text;
+    }
+    // Records keep bytes as sent: ask for them uncompressed.
+    headers["accept-encoding"] = "identity";
+    const hasBody = request.method !== "GET" && request.method !== "HEAD";
+    return {
+      method: request.method,
+      url: request.url,
+      headers,
+      body: hasBody ? body : undefined,
+      signal,
+    };
+  }
+
+  /** Reads an entry the call may be served: fresh enough for its `max-age`. */
+  async read(key: string, call: Call): Promise<Entry | undefined> {
+    const entry = await this.core.read(key, call.scope);
+    if (entry === undefined) return undefined;
+    const accept = call.control.acceptAgeMs;
+    if (accept !== undefined && this.core.clock.now() - entry.createdAt > accept) return undefined;
+    return entry;
+  }
+
+  /** Stores a value for a call unless its controls say not to. */
+  async write(call: Call, key: string, value: unknown): Promise<void> {
+    const control = call.control;
+    if (control.noStore || control.ttlMs === 0) return;
+    const core = this.core;
+    const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, control.ttlMs);
+    await core.write(key, call.scope, entry, () => key);
+  }
+
+  /** Releases a flight and its cross-process lease. */
+  settle(id: string, pending: Pending): void {
+    this.core.flights.release(id, pending);
+    const lease: FlightLease | undefined = pending.lease;
+    if (lease !== undefined) {
+      pending.lease = undefined;
+      this.core.releaseAfter(lease, undefined);
+    }
+  }
+
+  report(call: Call, outcome: Outcome, status: number, savedMs: number, savedTokens: number): void {
+    if (outcome === "bypass") this.bypassed++;
+    this.tokensSaved += savedTokens;
+    this.options.onResult?.({
+      route: call.protocol.name,
+      outcome,
+      status,
+      stream: call.itemized ? false : call.parsed.stream,
+      durationMs: performance.now() - call.started,
+      savedMs,
+      savedTokens,
+      model: call.parsed.model,
+      key: call.itemized ? undefined : call.key,
+      tenant: call.tenant,
+    });
+  }
+
+  /** The answer for a record, converted to what the call asked for; reports it. */
+  render(
+    call: WholeCall,
+    record: AnswerRecord,
+    entry: Entry | undefined,
+    outcome: Outcome,
+  ): Answer {
+    if (outcome === "hit" && entry !== undefined) {
+      this.core.telemetry.report("hit", call.key, call.scope, entry, undefined);
+    }
+    const answer = renderRecord(this, call, record, entry, outcome);
+    this.report(
+      call,
+      outcome,
+      answer.status,
+      entry?.computeMs ?? 0,
+      outcome === "hit" ? record.usage.total : 0,
+    );
+    return answer;
+  }
+
+  async #lookupWhole(call: WholeCall): Promise<Lookup> {
+    const mode = call.mode;
+    if (mode.kind === "bypass" || mode.kind === "refresh") return { kind: "miss", call };
+    if (mode.kind === "bucket") {
+      // A refresh writes the first slot of the bucket; otherwise fill or serve the bucket.
+      if (call.control.noCache) {
+        return { kind: "miss", call: { ...call, mode: { ...mode, key: `${call.key}:bucket:0` } } };
+      }
+      return this.#lookupBucket(call, mode.size);
+    }
+    const entry = await this.read(call.key, call);
+    const record = entry === undefined ? undefined : recordOf(entry, call.protocol);
+    if (entry !== undefined && record !== undefined) {
+      return { kind: "hit", answer: this.render(call, record, entry, "hit") };
+    }
+    if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
+    return { kind: "miss", call };
+  }
+
+  /** A sampled call with a bucket of N answers: served at random once the bucket is full. */
+  async #lookupBucket(call: WholeCall, size: number): Promise<Lookup> {
+    const base = call.key;
+    const keys = Array.from({ length: size }, (_, i) => `${base}:bucket:${i}`);
+    const entries = await Promise.all(keys.map((key) => this.read(key, call)));
+    const filled: [Entry, AnswerRecord][] = [];
+    for (const entry of entries) {
+      const record = entry === undefined ? undefined : recordOf(entry, call.protocol);
+      if (entry !== undefined && record !== undefined) filled.push([entry, record]);
+    }
+    if (filled.length === size) {
+      const [entry, record] = filled[Math.floor(Math.random() * filled.length)] as [
+        Entry,
+        AnswerRecord,
+      ];
+      return { kind: "hit", answer: this.render(call, record, entry, "hit") };
+    }
+    if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
+    // No single-flight: concurrent sampled calls are meant to produce different answers.
+    const free = keys[entries.indexOf(undefined)] ?? (keys[0] as string);
+    return { kind: "miss", call: { ...call, mode: { kind: "bucket", size, key: free } } };
+  }
+
+  /** Parses a request into a call. @throws RequestError */
+  #call(request: LlmRequest, protocol: Protocol | ItemizedProtocol): Call {
+    const headers = request.headers;
+    const control = parseCacheControl(header(headers, "cache-control"));
+    const namespace = namespaceOf(headers) ?? this.core.namespace;
+    const session = sessionOf(headers);
+    const tenant = this.options.tenant?.(request);
+    const sampling = samplingOf(headers);
+    const scope = {
+      namespace,
+      // A session is private to its tenant: another tenant's session of the same id is another.
+      ...(session !== undefined && {
+        session: tenant === undefined ? session : `${tenant}/${session}`,
+      }),
+    };
+    const base = {
+      request,
+      control,
+      scope,
+      tenant,
+      started: performance.now(),
+      startedAt: this.core.clock.now(),
+    };
+    const context = this.#keyContext(request, protocol, tenant);
+    if ("itemized" in protocol) {
+      const parsed = protocol.parse(request.body, header(headers, "content-type"));
+      const keys = parsed.items.map((item) =>
+        hashKey(parsed.keyMaterialOf(item), { context, root: "request" }),
+      );
+      return { ...base, itemized: true, protocol, parsed, keys };
+    }
+    const memoKey = this.#memo.keyFor(context, request.body);
+    let known = memoKey === undefined ? undefined : this.#memo.get(memoKey);
+    if (known === undefined) {
+      const parsed = protocol.parse(request.body, header(headers, "content-type"));
+      const key =
+        parsed.bypass === undefined
+          ? hashKey(parsed.keyMaterial, { context, root: "request" })
+          : "";
+      known = { parsed, key };
+      if (memoKey !== undefined) this.#memo.set(memoKey, known);
+    }
+    const call: WholeCall = {
+      ...base,
+      itemized: false,
+      protocol,
+      parsed: known.parsed,
+      key: known.key,
+      mode: { kind: "cache" },
+    };
+    call.mode = this.#modeOf(call, control, sampling);
+    return call;
+  }
+
+  /**
+   * What scopes a key besides the body: the record format's version and the pipeline's, the
+   * protocol, the upstream (origin and base path), the tenant, the protocol's key headers and the
+   * query string without its credential parameters.
+   */
+  #keyContext(
+    request: LlmRequest,
+    protocol: { name: string; paths: readonly string[]; keyHeaders: readonly string[] },
+    tenant: string | undefined,
+  ): string {
+    const url = request.url;
+    const path = url.pathname.replace(/\/+$/, "");
+    const apiPath = protocol.paths.find((p) => path.endsWith(p)) ?? "";
+    const parts: string[] = [
+      this.#version,
+      protocol.name,
+      `${url.origin}${path.slice(0, path.length - apiPath.length)}`,
+      tenant ?? "",
+    ];
+    for (const name of protocol.keyHeaders) parts.push(header(request.headers, name) ?? "\u0000");
+    if (url.search !== "") {
+      const params = [...url.searchParams].filter(
+        ([name]) => !(CREDENTIAL_PARAMS as readonly string[]).includes(name.toLowerCase()),
+      );
+      params.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      parts.push(JSON.stringify(params));
+    } else {
+      parts.push("");
+    }
+    return JSON.stringify(parts);
+  }
+
+  #modeOf(call: WholeCall, control: CacheControl, sampling: SamplingPolicy | undefined): CallMode {
+    const parsed: ParsedCall = call.parsed;
+    if (parsed.bypass !== undefined) return { kind: "bypass", reason: parsed.bypass };
+    if ((parsed.choices ?? 1) > 1 && this.options.cacheMultipleChoices !== true) {
+      return { kind: "bypass", reason: "n > 1" };
+    }
+    if (parsed.sampled) {
+      const policy = sampling ?? this.sampling;
+      if (policy === "bypass") return { kind: "bypass", reason: "sampled" };
+      if (typeof policy === "object") return { kind: "bucket", size: policy.bucket };
+    }
+    if (control.noCache || control.acceptAgeMs === 0) return { kind: "refresh" };
+    return { kind: "cache" };
+  }
+}
+
+/** The record in an entry, if it is one of this protocol's (anything else reads as a miss). */
+export function recordOf(entry: Entry, protocol: { name: string }): AnswerRecord | undefined {
+  const record = entry.value as Partial<AnswerRecord> | undefined;
+  return typeof record === "object" && record !== null && record.protocol === protocol.name
+    ? (record as AnswerRecord)
+    : undefined;
+}
+
+export function errorAnswer(
+  protocol: { errorBody(status: number, message: string): string },
+  status: number,
+  message: string,
+): Answer {
+  return {
+    status,
+    headers: { "content-type": "application/json" },
+    body: protocol.errorBody(status, message),
+  };
+}
+
+function notCached(call: WholeCall): Answer {
+  const answer = errorAnswer(
+    call.protocol,
+    504,
+    "not in the cache, and the request says only-if-cached",
+  );
+  answer.headers["x-infercache"] = "miss";
+  return answer;
+}
+
+/** Response headers from upstream that a client gets, minus the connection's. */
+export function responseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (
+      name === "connection" ||
+      name === "keep-alive" ||
+      name === "transfer-encoding" ||
+      name === "content-length" ||
+      name === "set-cookie"
+    ) {
+      continue;
+    }
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/**
+ * Byte-identical request bodies in the same context find their parsed call and key without
+ * being parsed and hashed again. Bounded by entries and bytes; bodies over 64 KiB are not
+ * remembered (their hash is cheap next to their size).
+ */
+class KeyMemo {
+  readonly #entries = new Map<string, { parsed: ParsedCall; key: string }>();
+  #bytes = 0;
+  static readonly MAX_BODY = 64 * 1024;
+  static readonly MAX_ENTRIES = 4096;
+  static readonly MAX_BYTES = 32 * 1024 * 1024;
+
+  keyFor(context: string, body: Uint8Array): string | undefined {
+    if (body.byteLength > KeyMemo.MAX_BODY) return undefined;
+    // latin1: one character per byte, no decoding, and byte-exact.
+    return `${context}\u0000${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}`;
+  }
+
+  get(memoKey: string): { parsed: ParsedCall; key: string } | undefined {
+    return this.#entries.get(memoKey);
+  }
+
+  set(memoKey: string, value: { parsed: ParsedCall; key: string }): void {
+    this.#entries.set(memoKey, value);
+    this.#bytes += memoKey.length;
+    while (this.#entries.size > KeyMemo.MAX_ENTRIES || this.#bytes > KeyMemo.MAX_BYTES) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+      this.#bytes -= oldest.length;
+    }
+  }
+}

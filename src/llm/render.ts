@@ -1,0 +1,68 @@
+/**
+ * An answer from a stored record, in the form the request asked for: a recorded stream replayed
+ * byte for byte (optionally paced), or converted by the protocol (a stream from a plain record,
+ * a plain answer from a stream). Headers say what happened: `x-infercache` (hit, miss,
+ * coalesced…), `x-infercache-key`, `Age` and `Server-Timing`.
+ */
+
+import type { Entry } from "../store/store.js";
+import { type Answer, eventStream } from "./answer.js";
+import type { Outcome, WholeCall } from "./call.js";
+import type { LlmPipeline } from "./pipeline.js";
+import type { AnswerRecord } from "./protocol.js";
+import { splitEvents } from "./sse.js";
+
+export function renderRecord(
+  pipeline: LlmPipeline,
+  call: WholeCall,
+  record: AnswerRecord,
+  entry: Entry | undefined,
+  outcome: Outcome,
+): Answer {
+  const stream = call.parsed.stream;
+  const headers = cacheHeaders(call, outcome);
+  if (entry !== undefined) {
+    headers.age = String(
+      Math.max(0, Math.floor((pipeline.core.clock.now() - entry.createdAt) / 1000)),
+    );
+  }
+  headers["server-timing"] =
+    `cache;desc="${outcome}";dur=${(performance.now() - call.started).toFixed(3)}, upstream;desc="recorded";dur=${(entry?.computeMs ?? 0).toFixed(1)}`;
+  if (record.format === "sse" || record.format === "json") {
+    if (stream) {
+      headers["content-type"] = "text/event-stream";
+      headers["cache-control"] = "no-cache";
+      const delay = pipeline.options.replayDelayMs ?? 0;
+      if (record.format === "sse") {
+        const body = record.body as string;
+        return {
+          status: 200,
+          headers,
+          body: delay > 0 ? eventStream(splitEvents(body), delay) : body,
+        };
+      }
+      const events = call.protocol.toStream(record, call.parsed);
+      return {
+        status: 200,
+        headers,
+        body: delay > 0 ? eventStream(events, delay) : `${events.join("\n\n")}\n\n`,
+      };
+    }
+    headers["content-type"] = "application/json";
+    return {
+      status: record.format === "json" ? record.status : 200,
+      headers,
+      body: record.format === "json" ? (record.body as string) : call.protocol.toJson(record),
+    };
+  }
+  headers["content-type"] = record.contentType;
+  return { status: record.status, headers, body: record.body };
+}
+
+/** The headers every cacheable answer carries. */
+export function cacheHeaders(call: WholeCall, outcome: Outcome): Record<string, string> {
+  const headers: Record<string, string> = { "x-infercache": outcome };
+  // A bucket's answers live under `<key>:bucket:<i>`; the base key names them all.
+  if (call.key !== "") headers["x-infercache-key"] = call.key;
+  return headers;
+}

@@ -1,0 +1,107 @@
+/**
+ * The admin API, behind a bearer token (off without one): stats, purging a namespace, forgetting
+ * one answer by the key its response carried, and the per-request dashboard feed.
+ */
+
+import { timingSafeEqual } from "node:crypto";
+import type { Answer } from "../../llm/answer.js";
+import { header } from "../../llm/protocol.js";
+import type { Store } from "../../store/store.js";
+import { HttpError, json } from "../http/errors.js";
+import type { HttpRequest, Router } from "../http/node-http.js";
+import type { DashboardFeed } from "./dashboard.js";
+import type { Metrics } from "./metrics.js";
+
+export interface AdminOptions {
+  token: string | undefined;
+  store: Store;
+  namespace: string;
+  metrics: Metrics;
+  feed: DashboardFeed;
+}
+
+/** Whether a request carries the admin token. */
+export function isAdmin(request: HttpRequest, token: string | undefined): boolean {
+  if (token === undefined) return false;
+  const given = (header(request.headers, "authorization") ?? "").replace(/^Bearer\s+/i, "");
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function adminRoutes(router: Router, options: AdminOptions): void {
+  const guard =
+    (handler: (request: HttpRequest) => Answer | Promise<Answer>) =>
+    (request: HttpRequest): Answer | Promise<Answer> => {
+      if (options.token === undefined) {
+        throw new HttpError(404, "the admin API is off: start the gateway with an admin token");
+      }
+      if (!isAdmin(request, options.token)) {
+        throw new HttpError(401, "the admin API needs `Authorization: Bearer <admin token>`");
+      }
+      return handler(request);
+    };
+  router.on(
+    "GET",
+    "/admin/stats",
+    guard(() => json(options.metrics.snapshot())),
+  );
+  router.on(
+    "GET",
+    "/admin/events",
+    guard(() => options.feed.stream(true)),
+  );
+  router.on(
+    "POST",
+    "/admin/purge",
+    guard(async (request) => {
+      const text = (await request.body()).toString("utf8");
+      let wanted: { namespace?: unknown };
+      try {
+        wanted = text === "" ? {} : (JSON.parse(text) as { namespace?: unknown });
+      } catch {
+        throw new HttpError(
+          400,
+          'the body must be JSON like { "namespace": "gateway" } (or empty)',
+        );
+      }
+      if (typeof wanted !== "object" || wanted === null) {
+        throw new HttpError(400, 'the body must be a JSON object like { "namespace": "gateway" }');
+      }
+      if (wanted.namespace !== undefined && typeof wanted.namespace !== "string") {
+        throw new HttpError(400, "`namespace` must be a string");
+      }
+      const removed = await options.store.clear({
+        namespace: wanted.namespace ?? options.namespace,
+      });
+      return json({ removed });
+    }),
+  );
+  router.under(
+    "DELETE",
+    "/admin/entries/",
+    guard(async (request) => {
+      const key = decodeURIComponent(request.path.slice("/admin/entries/".length));
+      if (key === "") {
+        throw new HttpError(
+          400,
+          "name the entry: DELETE /admin/entries/<x-infercache-key of a response>",
+        );
+      }
+      const query = new URLSearchParams(request.search);
+      const session = query.get("session");
+      const deleted = await options.store.delete(key, {
+        namespace: query.get("namespace") ?? options.namespace,
+        ...(session !== null && { session }),
+      });
+      return json({ deleted });
+    }),
+  );
+  router.under(
+    "*",
+    "/admin/",
+    guard((request) => {
+      throw new HttpError(404, `no admin route for ${request.method} ${request.path}`);
+    }),
+  );
+}

@@ -1,0 +1,321 @@
+/**
+ * The caching gateway: the LLM request pipeline behind a route table on node:http.
+ *
+ *   GET  /                  the dashboard page
+ *   GET  /events            dashboard aggregates (SSE)
+ *   GET  /session/events    holds a session; its end drops the session's entries
+ *   GET  /healthz           ok, or degraded with the store's reason
+ *   GET  /metrics           Prometheus text
+ *        /admin/*           stats, purge, forget an entry, the per-request feed (bearer token)
+ *        /v1/*              the protocols' routes through the pipeline; other paths pass through
+ *
+ * `createGateway()` builds the pieces; each lives in its own file: `tenants.ts`, `sessions.ts`,
+ * `admin.ts`, `dashboard.ts`, `metrics.ts`, `upstream-queue.ts`, and the pipeline in `llm/`.
+ */
+
+import { randomBytes } from "node:crypto";
+import type { Duration } from "../../base/duration.js";
+import { nonNegativeInteger } from "../../base/validate.js";
+import type { Answer } from "../../llm/answer.js";
+import type { LlmResult } from "../../llm/call.js";
+import { sessionOf } from "../../llm/controls.js";
+import { LlmPipeline } from "../../llm/pipeline.js";
+import type { LlmRequest, Protocol } from "../../llm/protocol.js";
+import { chatProtocol, completionProtocol } from "../../llm/protocols/chat.js";
+import { embeddingsProtocol, type ItemizedProtocol } from "../../llm/protocols/embeddings.js";
+import {
+  type Deadlines,
+  fetchUpstream,
+  httpUpstream,
+  type Upstream,
+  UpstreamError,
+} from "../../llm/upstream.js";
+import { QueueFullError } from "../../queue/queue-full-error.js";
+import type { Store } from "../../store/store.js";
+import { HttpError, json } from "../http/errors.js";
+import {
+  fetchHandlerOf,
+  type HttpRequest,
+  type ListenOptions,
+  type NodeServer,
+  nodeServer,
+  Router,
+} from "../http/node-http.js";
+import { adminRoutes } from "./admin.js";
+import { DASHBOARD_HTML, DashboardFeed } from "./dashboard.js";
+import { Metrics } from "./metrics.js";
+import { Sessions } from "./sessions.js";
+import { Tenants } from "./tenants.js";
+import { queuedUpstream } from "./upstream-queue.js";
+
+type FetchHandler = (request: Request) => Promise<Response>;
+
+export interface GatewayOptions extends Deadlines {
+  /**
+   * What to cache: an upstream's base URL (`https://api.openai.com/v1`,
+   * `http://127.0.0.1:11434/v1`), or a fetch-style handler (the local engine's `handle`).
+   */
+  upstream: string | FetchHandler;
+  /** Where answers live. @default a MemoryStore of 1,000 entries */
+  store?: Store;
+  /** @default "gateway" */
+  namespace?: string;
+  /** Share entries between credentials (one tenant for all). @default false */
+  sharedCache?: boolean;
+  /**
+   * Key of the tenant hash. @default the store's persisted secret where it keeps one (SQLite,
+   * Redis), else random per process
+   */
+  tenantSecret?: string;
+  /** Bearer token of the admin API; without it the admin API is off. */
+  adminToken?: string;
+  /** @default 10 MiB */
+  bodyLimitBytes?: number;
+  /** How long answers are served. @default forever */
+  ttl?: Duration;
+  /** Upstream calls at once and how many may wait; more get 503. @default no limit */
+  upstreamQueue?: { concurrency: number; maxQueue?: number };
+  /** The API families to cache. @default chat completions, completions, embeddings */
+  protocols?: readonly (Protocol | ItemizedProtocol)[];
+  /** Where failures are logged (one line each, never a secret). @default console.warn */
+  logger?: { warn(message: string): void };
+}
+
+export interface Gateway {
+  /** The routes as a fetch-style handler (`Request` → `Response`). */
+  handle(request: Request): Promise<Response>;
+  readonly server: NodeServer;
+  readonly pipeline: LlmPipeline;
+  /** Starts listening and resolves the base URL, e.g. `http://127.0.0.1:8080`. */
+  listen(options?: ListenOptions): Promise<string>;
+  /** Stops accepting, ends event streams, lets requests in flight finish (up to `timeoutMs`). */
+  close(timeoutMs?: number): Promise<void>;
+  readonly metrics: Metrics;
+}
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const given = options as GatewayOptions & { engine?: unknown; concurrency?: unknown };
+  if (given.engine !== undefined || given.concurrency !== undefined) {
+    throw new TypeError(
+      "createGateway(): `engine` is now `upstream: engine.handle`, and `concurrency`/`maxQueue` are `upstreamQueue: { concurrency, maxQueue }`",
+    );
+  }
+  const bodyLimit = nonNegativeInteger(
+    options.bodyLimitBytes ?? 10 * 1024 * 1024,
+    "bodyLimitBytes",
+  );
+  const namespace = options.namespace ?? "gateway";
+  const logger = options.logger ?? { warn: (message: string) => console.warn(message) };
+  const { base, upstream } = upstreamOf(options);
+  const metrics = new Metrics();
+  const feed = new DashboardFeed(() => metrics.snapshot());
+  let tenants: Tenants | undefined;
+  const secret = tenantSecret(options);
+  const ready = secret.then((value) => {
+    if (options.sharedCache !== true) tenants = new Tenants(value);
+  });
+  const pipeline = new LlmPipeline({
+    upstream,
+    namespace,
+    store: options.store,
+    ttl: options.ttl,
+    protocols: options.protocols ?? [chatProtocol, completionProtocol, embeddingsProtocol],
+    ...(options.sharedCache !== true && {
+      tenant: (request: LlmRequest) => (tenants as Tenants).of(request),
+    }),
+    onResult: (result: LlmResult) => {
+      metrics.record(result);
+      feed.record(result);
+    },
+  });
+  const store = pipeline.store;
+  metrics.attach(
+    () => pipeline.stats(),
+    () => store.health?.() ?? { state: "ok" },
+  );
+  const failures = new FailureLog(logger);
+  const sessions = new Sessions(store, (error) => {
+    metrics.recordFailure("store");
+    failures.log("store", "could not end a session", error);
+  });
+
+  const llm = async (request: HttpRequest): Promise<Answer> => {
+    const body = await request.body();
+    const url = new URL(`${base}${request.path.slice("/v1".length)}${request.search}`);
+    const llmRequest: LlmRequest = {
+      method: request.method,
+      url,
+      headers: request.headers,
+      body,
+      get signal() {
+        return request.signal;
+      },
+    };
+    try {
+      const lookup = await pipeline.lookup(llmRequest);
+      switch (lookup.kind) {
+        case "hit":
+        case "answer":
+          return lookup.answer;
+        case "miss":
+          return await pipeline.complete(lookup.call);
+        case "pass":
+          return await pipeline.forward(llmRequest);
+      }
+    } catch (error) {
+      return failed(error, url);
+    }
+  };
+
+  const failed = (error: unknown, url: URL): Answer => {
+    if (error instanceof QueueFullError) {
+      metrics.recordFailure("queue-full");
+      return new HttpError(503, error.message).answer();
+    }
+    if (error instanceof UpstreamError) {
+      metrics.recordFailure(error.reason);
+      failures.log(error.reason, `upstream ${url.host}: ${error.message}`, error.cause);
+      return new HttpError(error.status, error.message).answer();
+    }
+    metrics.recordFailure("gateway");
+    failures.log("gateway", "a request failed in the gateway", error);
+    return new HttpError(500, "infercache: the gateway failed to answer; see its log").answer();
+  };
+
+  const router = new Router()
+    .on("GET", "/", () => ({
+      status: 200,
+      headers: { "content-type": "text/html; charset=utf-8" },
+      body: DASHBOARD_HTML,
+    }))
+    .on("GET", "/events", () => feed.stream(false))
+    .on("GET", "/session/events", (request) => {
+      const url = new URL(`${base}${request.search}`);
+      const tenant = tenants?.ofParts(
+        request.headers,
+        url.search === "" ? undefined : url.searchParams,
+      );
+      let id: string | undefined;
+      try {
+        id = sessionOf(request.headers);
+      } catch (error) {
+        throw new HttpError(400, (error as Error).message);
+      }
+      return sessions.stream(id, tenant);
+    })
+    .on("GET", "/healthz", () => {
+      const health = store.health?.() ?? { state: "ok" as const };
+      return json(
+        health.state === "ok"
+          ? { status: "ok" }
+          : { status: "degraded", store: { reason: health.reason, since: health.since } },
+      );
+    })
+    .on("GET", "/metrics", () => ({
+      status: 200,
+      headers: { "content-type": "text/plain; version=0.0.4" },
+      body: metrics.render(),
+    }))
+    .under("*", "/v1/", llm);
+  adminRoutes(router, { token: options.adminToken, store, namespace, metrics, feed });
+
+  const routes = router.handler();
+  const handler = async (request: HttpRequest): Promise<Answer> => {
+    await ready;
+    return routes(request);
+  };
+  const server = nodeServer(handler, {
+    bodyLimitBytes: bodyLimit,
+    onError: (error) => {
+      metrics.recordFailure("gateway");
+      failures.log("gateway", "a request failed in the gateway", error);
+      return new HttpError(500, "infercache: the gateway failed to answer; see its log").answer();
+    },
+  });
+  return {
+    handle: fetchHandlerOf(handler, bodyLimit),
+    server,
+    pipeline,
+    metrics,
+    listen: async (listen) => {
+      await ready;
+      return server.listen(listen);
+    },
+    close: async (drainMs = 10_000) => {
+      // Event streams never end on their own: end them, so the drain waits only for work.
+      feed.closeAll();
+      sessions.closeAll();
+      await server.close(drainMs);
+    },
+  };
+}
+
+function upstreamOf(options: GatewayOptions): { base: string; upstream: Upstream } {
+  const deadlines: Deadlines = {
+    ...(options.firstByteTimeoutMs !== undefined && {
+      firstByteTimeoutMs: options.firstByteTimeoutMs,
+    }),
+    ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
+  };
+  let base: string;
+  let upstream: Upstream;
+  if (typeof options.upstream === "function") {
+    base = "http://local/v1";
+    const handle = options.upstream;
+    upstream = fetchUpstream((input, init) => handle(new Request(input, init)), deadlines);
+  } else if (typeof options.upstream === "string" && /^https?:\/\/[^/]/.test(options.upstream)) {
+    base = options.upstream.replace(/\/+$/, "");
+    upstream = httpUpstream(deadlines);
+  } else {
+    throw new TypeError(
+      `Expected \`upstream\` to be an http(s) base URL such as https://api.openai.com/v1, or a fetch-style handler, got \`${String(options.upstream)}\``,
+    );
+  }
+  const queue = options.upstreamQueue;
+  if (queue !== undefined) {
+    const concurrency = nonNegativeInteger(queue.concurrency, "upstreamQueue.concurrency");
+    const maxQueue = nonNegativeInteger(queue.maxQueue ?? 0, "upstreamQueue.maxQueue");
+    if (concurrency === 0) {
+      throw new TypeError(
+        "Expected `upstreamQueue.concurrency` to be at least 1 (upstream calls at once)",
+      );
+    }
+    upstream = queuedUpstream(upstream, concurrency, maxQueue);
+  }
+  return { base, upstream };
+}
+
+/** The tenant secret: given, persisted with the store, or random for this process. */
+async function tenantSecret(options: GatewayOptions): Promise<string> {
+  if (options.tenantSecret !== undefined) return options.tenantSecret;
+  const persisted = await options.store?.secret?.("tenant-secret").catch(() => undefined);
+  return persisted ?? randomBytes(32).toString("hex");
+}
+
+/**
+ * Logs failures, at most one line per reason every 10 s (with how many were folded in), so a
+ * dead upstream does not flood the log. Messages carry reasons and hosts, never headers or bodies.
+ */
+class FailureLog {
+  readonly #logger: { warn(message: string): void };
+  readonly #last = new Map<string, { at: number; folded: number }>();
+
+  constructor(logger: { warn(message: string): void }) {
+    this.#logger = logger;
+  }
+
+  log(reason: string, message: string, cause: unknown): void {
+    const now = Date.now();
+    const last = this.#last.get(reason);
+    if (last !== undefined && now - last.at < 10_000) {
+      last.folded++;
+      return;
+    }
+    const folded = last?.folded ?? 0;
+    this.#last.set(reason, { at: now, folded: 0 });
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    this.#logger.warn(
+      `infercache gateway: ${message}${typeof code === "string" ? ` (${code})` : ""}${folded > 0 ? `; ${folded} more like it since the last line` : ""}`,
+    );
+  }
+}
