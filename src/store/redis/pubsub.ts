@@ -48,26 +48,31 @@ export class RedisSubscriber {
   /** Subscribes once (again after a failure). */
   ensure(): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("infercache: RedisStore is closed"));
-    this.#subscribed ??= this.#conn
-      .runWithin(
-        () =>
-          this.#conn.driver.subscribe(
-            [this.#done, this.#invalidate],
-            (channel, message) => this.#message(channel, message),
-            () => this.#missed(),
-          ),
-        SUBSCRIBE_DEADLINE_MS,
-      )
-      .then(
-        (unsubscribe) => {
-          if (this.#closed) unsubscribe();
-          else this.#unsubscribe = unsubscribe;
-        },
-        (error: unknown) => {
-          this.#subscribed = undefined;
-          throw error;
-        },
+    if (this.#subscribed !== undefined) return this.#subscribed;
+    let attempt: Promise<() => void> | undefined;
+    const subscribe = () => {
+      attempt = this.#conn.driver.subscribe(
+        [this.#done, this.#invalidate],
+        (channel, message) => this.#message(channel, message),
+        () => this.#missed(),
       );
+      return attempt;
+    };
+    this.#subscribed = this.#conn.runWithin(subscribe, SUBSCRIBE_DEADLINE_MS).then(
+      (unsubscribe) => {
+        if (this.#closed) unsubscribe();
+        else this.#unsubscribe = unsubscribe;
+      },
+      (error: unknown) => {
+        this.#subscribed = undefined;
+        // A subscription that completes after its deadline is closed, not left to deliver twice.
+        attempt?.then(
+          (unsubscribe) => unsubscribe(),
+          () => {},
+        );
+        throw error;
+      },
+    );
     return this.#subscribed;
   }
 
