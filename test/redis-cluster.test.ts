@@ -1,4 +1,5 @@
 import { Cluster } from "ioredis";
+import { createCluster } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cache, cache } from "../src/index.js";
 import { RedisStore } from "../src/redis.js";
@@ -7,6 +8,7 @@ import { runStoreContract } from "./store-contract.js";
 
 let cluster: RedisCluster;
 const clients: Cluster[] = [];
+const closers: (() => Promise<unknown>)[] = [];
 let prefixes = 0;
 
 async function open(): Promise<RedisStore> {
@@ -20,12 +22,31 @@ async function open(): Promise<RedisStore> {
 beforeAll(async () => {
   cluster = await RedisCluster.start(3);
 }, 60_000);
+async function openNodeRedisClient() {
+  const client = createCluster({
+    rootNodes: cluster.ports.map((port) => ({ url: `redis://127.0.0.1:${port}` })),
+  });
+  closers.push(async () => client.destroy());
+  await client.connect();
+  return client;
+}
+
+/** The same store through node-redis's createCluster. */
+async function openNodeRedis(): Promise<RedisStore> {
+  const client = await openNodeRedisClient();
+  const store = new RedisStore({ client, prefix: `n${++prefixes}:`, commandTimeoutMs: 2000 });
+  await store.ready(10_000);
+  return store;
+}
+
 afterAll(async () => {
   for (const client of clients) client.disconnect();
+  for (const close of closers) await close();
   await cluster?.stop();
 });
 
 runStoreContract("RedisStore on a 3-master Redis Cluster", open);
+runStoreContract("RedisStore on a 3-master Redis Cluster through node-redis", openNodeRedis);
 
 describe("RedisStore on a 3-master Redis Cluster", () => {
   it("spreads namespaces over the masters and clears across them", async () => {
@@ -45,6 +66,29 @@ describe("RedisStore on a 3-master Redis Cluster", () => {
     expect(await store.clear({ session: "s" })).toBe(12);
     expect(await store.size()).toBe(12);
     expect(await store.clear()).toBe(12);
+  });
+
+  it("clears across the masters through node-redis, also when it scans (bookkeeping: scan)", async () => {
+    const store = await openNodeRedis();
+    const scanning = new RedisStore({
+      client: (await openNodeRedisClient()) as never,
+      prefix: store.prefix,
+      bookkeeping: "scan",
+    });
+    for (let i = 0; i < 12; i++) {
+      await store.set("k", { namespace: `ns-${i}` }, { value: i, createdAt: Date.now() });
+      await store.set(
+        "k",
+        { namespace: `ns-${i}`, session: "s" },
+        { value: i, createdAt: Date.now() },
+      );
+    }
+    expect(await scanning.size()).toBe(24);
+    expect(await scanning.clear({ session: "s" })).toBe(12);
+    expect(await store.size()).toBe(12);
+    expect(await scanning.clear()).toBe(12);
+    expect(await store.size()).toBe(0);
+    await scanning.close();
   });
 
   it("coalesces identical calls and serves hits through cache(fn) and Cache", async () => {

@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cache, cache } from "../src/index.js";
-import { RedisStore } from "../src/redis.js";
+import { RedisStore, type RedisStoreBaseOptions } from "../src/redis.js";
 import { RedisServer } from "./helpers/redis-server.js";
 import { runStoreContract } from "./store-contract.js";
 
@@ -11,10 +12,9 @@ const run = promisify(execFile);
 let server: RedisServer;
 let prefixes = 0;
 const stores: RedisStore[] = [];
+const clients: { disconnect(): unknown }[] = [];
 
-async function open(
-  options: Partial<ConstructorParameters<typeof RedisStore>[0]> = {},
-): Promise<RedisStore> {
+async function open(options: RedisStoreBaseOptions = {}): Promise<RedisStore> {
   const store = new RedisStore({ url: server.url, prefix: `t${++prefixes}:`, ...options });
   stores.push(store);
   await store.ready();
@@ -26,10 +26,28 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const store of stores) await store.close();
+  for (const client of clients) await client.disconnect();
   await server?.kill();
 });
 
 runStoreContract("RedisStore", () => open());
+
+runStoreContract("RedisStore on an ioredis client", async () => {
+  const client = new Redis(server.url);
+  clients.push(client);
+  const store = new RedisStore({ client, prefix: `io${++prefixes}:` });
+  await store.ready();
+  return store;
+});
+
+runStoreContract("RedisStore on a node-redis client", async () => {
+  const client = createClient({ url: server.url });
+  clients.push({ disconnect: () => client.destroy() });
+  await client.connect();
+  const store = new RedisStore({ client, prefix: `nr${++prefixes}:` });
+  await store.ready();
+  return store;
+});
 
 const scope = { namespace: "n" };
 
@@ -78,8 +96,35 @@ describe("RedisStore", () => {
     );
   });
 
-  it("needs exactly one of url or client", () => {
+  it("needs exactly one of url or client, and says which clients it takes", () => {
     expect(() => new RedisStore({} as never)).toThrow(/exactly one of `url`.*or `client`/);
+    const client = new Redis(server.url, { lazyConnect: true });
+    // @ts-expect-error `url` and `client` together are a type error too
+    expect(() => new RedisStore({ url: server.url, client })).toThrow(/got both/);
+    expect(() => new RedisStore({ client: {} as never })).toThrow(
+      /Expected `client` to be a node-redis .* or ioredis .* client, got `\[object Object\]` \(object\)/,
+    );
+    expect(() => new RedisStore({ url: server.url, bookkeeping: "keys" as never })).toThrow(
+      /Expected `bookkeeping` to be "auto", "index" or "scan", got `keys` \(string\)/,
+    );
+  });
+
+  it("talks through node-redis for a url, and through the client it is given", async () => {
+    expect((await open()).library).toBe("node-redis");
+    const client = new Redis(server.url);
+    clients.push(client);
+    const store = new RedisStore({ client });
+    stores.push(store);
+    expect(store.library).toBe("ioredis");
+  });
+
+  it("removes the older value when a set arrives already expired", async () => {
+    const store = await open();
+    await store.set("k", scope, { value: "old", createdAt: Date.now() });
+    const past = Date.now() - 1000;
+    await store.set("k", scope, { value: "new", createdAt: past, expiresAt: past + 1 });
+    expect(await store.get("k", scope)).toBeUndefined();
+    expect(await store.size({ namespace: "n" })).toBe(0);
   });
 
   it("backs cache(fn) and Cache across two store instances (two processes' view)", async () => {

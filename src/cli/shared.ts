@@ -69,7 +69,7 @@ export async function openStore(spec: string): Promise<Store> {
     return new MemoryStore({ maxSize: 10_000 });
   }
   if (spec.startsWith("redis://") || spec.startsWith("rediss://")) {
-    const { RedisStore } = await import("../store/redis.js");
+    const { RedisStore } = await import("../store/redis/redis-store.js");
     return new RedisStore({ url: spec });
   }
   if (spec.startsWith("sqlite:") && spec.length > "sqlite:".length) {

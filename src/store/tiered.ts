@@ -19,6 +19,7 @@ import type {
   SetOutcome,
   Store,
   StoreEvent,
+  StoreHealth,
 } from "./store.js";
 
 export interface TieredStoreOptions {
@@ -112,6 +113,11 @@ export class TieredStore implements Store {
 
   usage(namespace: string): { entries: number; bytes: number } {
     return this.back.usage?.(namespace) ?? this.memory.usage(namespace);
+  }
+
+  /** The back store's health: the memory tier cannot be down, the store behind it can. */
+  health(): StoreHealth {
+    return this.back.health?.() ?? { state: "ok" };
   }
 
   async close(): Promise<void> {

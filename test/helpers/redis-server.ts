@@ -3,7 +3,7 @@
  * `.ci/run` installs redis-server; locally, `apt-get install -y redis-server`.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -80,6 +80,16 @@ export class RedisServer {
     });
   }
 
+  /** Stops the server's process (SIGSTOP): connections stay open and nothing answers. */
+  pause(): void {
+    this.#child?.kill("SIGSTOP");
+  }
+
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void {
+    this.#child?.kill("SIGCONT");
+  }
+
   /** Kills the server at once (SIGKILL), like a crash. */
   async kill(): Promise<void> {
     const child = this.#child;
@@ -89,4 +99,28 @@ export class RedisServer {
     await exited;
     this.#child = undefined;
   }
+}
+
+/**
+ * A TCP server that accepts connections and never answers: a hung Redis as the client sees it
+ * (the connection opens; no command gets a reply).
+ */
+export async function startSilentServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.once("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
