@@ -115,6 +115,14 @@ export class TieredStore implements Store {
     return this.back.usage?.(namespace) ?? this.memory.usage(namespace);
   }
 
+  /** The back store's secret (shared by every process on it). */
+  secret(name: string): Promise<string> {
+    if (this.back.secret === undefined) {
+      return Promise.reject(new Error(`infercache: the ${this.back.kind} store keeps no secrets`));
+    }
+    return this.back.secret(name);
+  }
+
   /** The back store's health: the memory tier cannot be down, the store behind it can. */
   health(): StoreHealth {
     return this.back.health?.() ?? { state: "ok" };

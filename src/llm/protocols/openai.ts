@@ -35,7 +35,14 @@ export const OUT_OF_KEY = [
 ] as const;
 
 /** Headers that change what an OpenAI-style upstream answers. */
-export const OPENAI_KEY_HEADERS = ["openai-organization", "openai-project", "openai-beta"] as const;
+export const OPENAI_KEY_HEADERS = [
+  "openai-organization",
+  "openai-project",
+  "openai-beta",
+  // Anthropic's version and betas: OpenAI-compatible routers in front of Claude honour them.
+  "anthropic-version",
+  "anthropic-beta",
+] as const;
 
 export function openaiError(status: number, message: string): string {
   const type =

@@ -11,7 +11,7 @@
  * again and caching resumes. `health()` says which state the store is in, for `/healthz`.
  */
 
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { type Clock, systemClock } from "../../base/clock.js";
 import { type Duration, parseDuration } from "../../base/duration.js";
 import { positiveMilliseconds } from "../../base/validate.js";
@@ -227,6 +227,25 @@ export class RedisStore implements Store, InvalidationBus {
     await written;
     await indexed;
     return "stored";
+  }
+
+  /**
+   * A random secret kept in Redis under `<prefix>secret:<name>`, created by whichever process asks
+   * first (SET NX) and read by every other: the gateway's tenant hashes then agree across
+   * instances and restarts.
+   */
+  async secret(name: string): Promise<string> {
+    const key = `${this.prefix}secret:${name}`;
+    const driver = this.#driver;
+    const candidate = randomBytes(32).toString("hex");
+    await this.#conn.run(() => driver.send(["SET", key, candidate, "NX"], key));
+    const stored = (await this.#conn.run(() => driver.send(["GET", key], key))) as
+      | string
+      | Buffer
+      | null;
+    if (stored === null)
+      throw new Error("infercache: Redis lost the store's secret as it was written");
+    return String(stored);
   }
 
   async delete(key: string, scope: Scope): Promise<boolean> {
