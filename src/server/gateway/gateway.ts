@@ -14,6 +14,7 @@
  */
 
 import { randomBytes } from "node:crypto";
+import type { Clock } from "../../base/clock.js";
 import type { Duration } from "../../base/duration.js";
 import { nonNegativeInteger } from "../../base/validate.js";
 import type { Answer } from "../../llm/answer.js";
@@ -79,6 +80,8 @@ export interface GatewayOptions extends Deadlines {
   protocols?: readonly (Protocol | ItemizedProtocol)[];
   /** Where failures are logged (one line each, never a secret). @default console.warn */
   logger?: { warn(message: string): void };
+  /** Source of time for ages and lifetimes (tests drive a fake one). @default Date.now */
+  clock?: Clock;
 }
 
 export interface Gateway {
@@ -119,6 +122,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     namespace,
     store: options.store,
     ttl: options.ttl,
+    clock: options.clock,
     protocols: options.protocols ?? [chatProtocol, completionProtocol, embeddingsProtocol],
     ...(options.sharedCache !== true && {
       tenant: (request: LlmRequest) => (tenants as Tenants).of(request),
