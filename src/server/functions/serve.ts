@@ -18,19 +18,18 @@
  */
 
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { isIterator } from "../cache/cache-fn.js";
-import type { CallStatus } from "../cache/core.js";
-import type { QueuePosition } from "../cache/scheduling.js";
-import { endSession, runInSession } from "../cache/session.js";
-import { trackCacheUsage } from "../cache/usage.js";
-import { UnhashableError } from "../key/encode.js";
-import { QueueFullError } from "../queue/queue-full-error.js";
-import { sessionOf } from "./session-id.js";
+import { isIterator } from "../../cache/cache-fn.js";
+import type { CallStatus } from "../../cache/core.js";
+import type { QueuePosition } from "../../cache/scheduling.js";
+import { endSession, runInSession } from "../../cache/session.js";
+import { trackCacheUsage } from "../../cache/usage.js";
+import { UnhashableError } from "../../key/encode.js";
+import { QueueFullError } from "../../queue/queue-full-error.js";
+import { sessionOf } from "../session-id.js";
+import { type AnyFunction, checkArgs, type Param, parseParams } from "./params.js";
+import { decode, encode } from "./wire.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: any function may be served.
-type AnyFunction = (...args: any[]) => any;
-
-export interface ServeOptions {
+export interface ServeFunctionsOptions {
   /** The functions to expose, by name: usually `cache(fn, { queue })` results. */
   functions: Record<string, AnyFunction>;
   /** @default 0 (a free port) */
@@ -54,28 +53,7 @@ export interface ServedApp {
   close(): Promise<void>;
 }
 
-const TYPED: Record<
-  string,
-  new (
-    buffer: ArrayBufferLike,
-    offset: number,
-    length: number,
-  ) => ArrayBufferView
-> = {
-  Int8Array,
-  Uint8Array,
-  Uint8ClampedArray,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  Float32Array,
-  Float64Array,
-  BigInt64Array,
-  BigUint64Array,
-};
-
-export async function serve(options: ServeOptions): Promise<ServedApp> {
+export async function serve(options: ServeFunctionsOptions): Promise<ServedApp> {
   const signatures = new Map<string, Param[]>();
   for (const [name, spec] of Object.entries(options.params ?? {})) {
     if (!Object.hasOwn(options.functions, name))
@@ -193,87 +171,6 @@ export async function serve(options: ServeOptions): Promise<ServedApp> {
   return { url: `http://${options.host ?? "127.0.0.1"}:${port}`, app, close: () => app.close() };
 }
 
-interface Param {
-  type: string;
-  optional: boolean;
-  rest: boolean;
-}
-
-const TYPE_NAMES = new Set([
-  "string",
-  "number",
-  "boolean",
-  "null",
-  "array",
-  "object",
-  "Buffer",
-  "any",
-  ...Object.keys(TYPED),
-]);
-
-function parseParams(name: string, spec: unknown): Param[] {
-  if (!Array.isArray(spec))
-    throw new TypeError(`serve(): \`params.${name}\` must be an array of type names`);
-  return spec.map((text: unknown, i) => {
-    const raw = String(text);
-    const rest = raw.startsWith("...");
-    const optional = raw.endsWith("?");
-    const type = raw.slice(rest ? 3 : 0, optional ? -1 : undefined);
-    if (!TYPE_NAMES.has(type) || (rest && i !== spec.length - 1)) {
-      throw new TypeError(
-        `serve(): \`params.${name}[${i}]\` is \`${raw}\`; expected one of ${[...TYPE_NAMES].join(", ")}, with ? for optional or ... for a last rest parameter`,
-      );
-    }
-    return { type, optional, rest };
-  });
-}
-
-/** What is wrong with the arguments of a call, or `undefined`. */
-function checkArgs(
-  name: string,
-  fn: AnyFunction,
-  params: Param[] | undefined,
-  args: unknown[],
-): string | undefined {
-  const plural = (n: number) => `${n} argument${n === 1 ? "" : "s"}`;
-  if (params === undefined) {
-    return args.length < fn.length
-      ? `\`${name}\` takes ${plural(fn.length)}, got ${args.length}`
-      : undefined;
-  }
-  const required = params.filter((p) => !p.optional && !p.rest).length;
-  const rest = params.at(-1)?.rest === true;
-  const max = rest ? Number.POSITIVE_INFINITY : params.length;
-  if (args.length < required || args.length > max) {
-    const wanted =
-      required === max
-        ? plural(required)
-        : rest
-          ? `at least ${plural(required)}`
-          : `${required} to ${max} arguments`;
-    return `\`${name}\` takes ${wanted} (${params.map(describe).join(", ")}), got ${args.length}`;
-  }
-  for (const [i, value] of args.entries()) {
-    const param = params[Math.min(i, params.length - 1)] as Param;
-    const actual = typeOf(value);
-    if (param.type !== "any" && actual !== param.type)
-      return `argument ${i + 1} of \`${name}\` must be ${param.type}, got ${actual}`;
-  }
-  return undefined;
-}
-
-function describe(param: Param): string {
-  return `${param.rest ? "..." : ""}${param.type}${param.optional ? "?" : ""}`;
-}
-
-function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  if (Buffer.isBuffer(value)) return "Buffer";
-  if (ArrayBuffer.isView(value)) return value.constructor.name;
-  return typeof value;
-}
-
 function startEvents(reply: FastifyReply): (event: string, data: unknown) => void {
   reply.hijack();
   reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
@@ -296,46 +193,6 @@ function serverTiming(source: string, durationMs: number, computeMs: number | un
       `compute;desc="from cache: ~${(computeMs / 1000).toFixed(1)} s";dur=${computeMs.toFixed(1)}`,
     );
   return parts.join(", ");
-}
-
-/** `{ "$binary": base64, "type": "Float32Array" }` -> a typed array (or Buffer). */
-function decode(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(decode);
-  if (typeof value !== "object" || value === null) return value;
-  const record = value as Record<string, unknown>;
-  if (typeof record.$binary === "string") {
-    const bytes = Buffer.from(record.$binary, "base64");
-    const type = typeof record.type === "string" ? record.type : "Buffer";
-    if (type === "Buffer") return bytes;
-    const View = TYPED[type];
-    if (View === undefined)
-      throw new TypeError(
-        `unknown binary argument type \`${type}\`; use Buffer or a typed array name`,
-      );
-    const copy = new Uint8Array(bytes);
-    const size = (View as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
-    return new View(copy.buffer, 0, copy.byteLength / size);
-  }
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, decode(v)]));
-}
-
-function encode(value: unknown): unknown {
-  if (ArrayBuffer.isView(value)) {
-    const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    return {
-      $binary: bytes.toString("base64"),
-      type: Buffer.isBuffer(value) ? "Buffer" : value.constructor.name,
-    };
-  }
-  if (Array.isArray(value)) return value.map(encode);
-  if (
-    typeof value === "object" &&
-    value !== null &&
-    Object.getPrototypeOf(value) === Object.prototype
-  ) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, encode(v)]));
-  }
-  return value;
 }
 
 function error(message: string) {
