@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cache, cache, createQueue } from "../src/index.js";
+import { Cache, cache, createQueue, runInSession } from "../src/index.js";
 import { type ServedApp, serve } from "../src/server.js";
 import { deferred } from "./helpers/deferred.js";
+import { until } from "./helpers/until.js";
 
 const queue = createQueue({ maxSize: 1 });
 const gate = deferred();
@@ -14,12 +15,13 @@ const classify = cache(
   },
   { queue },
 );
+const slowQueue = createQueue({ maxSize: 1 });
 const slow = cache(
   async (x: number) => {
     if (x !== 0) await gate.promise;
     return x;
   },
-  { queue: createQueue({ maxSize: 1 }) },
+  { queue: slowQueue },
 );
 const stream = cache(async function* (text: string) {
   for (const word of text.split(" ")) yield word;
@@ -102,7 +104,10 @@ describe("serve({ functions })", () => {
     expect(((await (await call("slow", [0])).json()) as { result: number }).result).toBe(0);
     const running = call("slow", [1]);
     const waiting = call("slow", [2]);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(
+      () => slowQueue.running === 1 && slowQueue.waiting === 1,
+      "one running, one waiting",
+    );
     const full = await call("slow", [3]);
     expect(full.status).toBe(503);
     expect(((await full.json()) as { error: { message: string } }).error.message).toBe(
@@ -132,7 +137,10 @@ describe("serve({ functions })", () => {
     const elsewhere = await call("perSession", [7], { "x-session-id": "s2" });
     expect(elsewhere.headers.get("x-infercache")).toBe("miss");
     controller.abort();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await until(
+      async () => (await runInSession("s1", () => perSession.cache.size())) === 0,
+      "the session's entries to be dropped",
+    );
     const after = (await (await call("perSession", [7], { "x-session-id": "s1" })).json()) as {
       result: { computed: number };
     };
