@@ -1,3 +1,4 @@
+import { connect, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cache, cache, createQueue, runInSession } from "../src/index.js";
 import { type ServedApp, serve } from "../src/server.js";
@@ -189,4 +190,45 @@ describe("serve({ functions })", () => {
     );
     expect(computed).toBeGreaterThan(0);
   });
+
+  it("closes without waiting on a connection that never sent a request", async () => {
+    const other = await serve({ functions: { double: (x: number) => 2 * x } });
+    const idle = await connectIdle(other.url);
+    const gone = new Promise((resolve) => idle.once("close", resolve));
+    await other.close();
+    await gone;
+  });
+
+  it("gives a URL with brackets when it listens on an IPv6 address", async ({ skip }) => {
+    skip(!(await canListen("::1")), "this machine has no IPv6 loopback (::1)");
+    const v6 = await serve({ functions: { double: (x: number) => 2 * x }, host: "::1" });
+    try {
+      expect(v6.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+      const response = await fetch(`${v6.url}/call/double`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ args: [21] }),
+      });
+      expect(((await response.json()) as { result: number }).result).toBe(42);
+    } finally {
+      await v6.close();
+    }
+  });
 });
+
+/** Opens a connection to `url` and sends nothing on it (what a browser's preconnect does). */
+function connectIdle(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+function canListen(host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(0, host, () => server.close(() => resolve(true)));
+  });
+}

@@ -17,6 +17,8 @@
  *   an array or not hashable, a body over the limit); a full queue gets 503 while hits still answer.
  */
 
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { isIterator } from "../../cache/cache-fn.js";
 import type { CallStatus } from "../../cache/core.js";
@@ -165,10 +167,26 @@ export async function serve(options: ServeFunctionsOptions): Promise<ServedApp> 
     }
   });
 
-  await app.listen({ port: options.port ?? 0, host: options.host ?? "127.0.0.1" });
+  // node:http's close() waits forever on a connection that never sent a request (a browser's
+  // preconnect, or the spare one fetch opens after an aborted stream); it is not "idle" to it.
+  const unused = new Set<Socket>();
+  app.server.on("connection", (socket: Socket) => {
+    unused.add(socket);
+    socket.once("close", () => unused.delete(socket));
+  });
+  app.server.on("request", (request: IncomingMessage) => unused.delete(request.socket));
+
+  const host = options.host ?? "127.0.0.1";
+  await app.listen({ port: options.port ?? 0, host });
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
-  return { url: `http://${options.host ?? "127.0.0.1"}:${port}`, app, close: () => app.close() };
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const close = async () => {
+    const closing = app.close();
+    for (const socket of unused) socket.destroy();
+    await closing;
+  };
+  return { url, app, close };
 }
 
 function startEvents(reply: FastifyReply): (event: string, data: unknown) => void {
