@@ -5,6 +5,7 @@
  * array name or `any`; `type?` is optional, `...type` a last rest parameter.
  */
 
+import { ArgumentError } from "./argument-error.js";
 import { TYPED } from "./wire.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: any function may be served.
@@ -25,7 +26,7 @@ const TYPE_NAMES = new Set([
   "object",
   "Buffer",
   "any",
-  ...Object.keys(TYPED),
+  ...TYPED.keys(),
 ]);
 
 /** Parses `params[name]`; throws a TypeError naming the bad entry. */
@@ -46,18 +47,18 @@ export function parseParams(name: string, spec: unknown): Param[] {
   });
 }
 
-/** What is wrong with the arguments of a call, or `undefined`. */
+/** Throws an ArgumentError saying what is wrong with the arguments of a call to `name`. */
 export function checkArgs(
   name: string,
   fn: AnyFunction,
   params: Param[] | undefined,
   args: unknown[],
-): string | undefined {
+): void {
   const plural = (n: number) => `${n} argument${n === 1 ? "" : "s"}`;
   if (params === undefined) {
-    return args.length < fn.length
-      ? `\`${name}\` takes ${plural(fn.length)}, got ${args.length}`
-      : undefined;
+    if (args.length < fn.length)
+      throw new ArgumentError(`\`${name}\` takes ${plural(fn.length)}, got ${args.length}`);
+    return;
   }
   const required = params.filter((p) => !p.optional && !p.rest).length;
   const rest = params.at(-1)?.rest === true;
@@ -69,15 +70,18 @@ export function checkArgs(
         : rest
           ? `at least ${plural(required)}`
           : `${required} to ${max} arguments`;
-    return `\`${name}\` takes ${wanted} (${params.map(describe).join(", ")}), got ${args.length}`;
+    throw new ArgumentError(
+      `\`${name}\` takes ${wanted} (${params.map(describe).join(", ")}), got ${args.length}`,
+    );
   }
   for (const [i, value] of args.entries()) {
     const param = params[Math.min(i, params.length - 1)] as Param;
     const actual = typeOf(value);
     if (param.type !== "any" && actual !== param.type)
-      return `argument ${i + 1} of \`${name}\` must be ${param.type}, got ${actual}`;
+      throw new ArgumentError(
+        `argument ${i + 1} of \`${name}\` must be ${param.type}, got ${actual}`,
+      );
   }
-  return undefined;
 }
 
 function describe(param: Param): string {
