@@ -2,6 +2,8 @@
  * `infercache/server`: the caching gateway, `serve({ functions })`, and the HTTP plumbing they
  * share (a route table on node:http, and serving fetch-style handlers).
  */
+
+export { type ServedApp, type ServeFunctionsOptions, serve } from "./server/functions/serve.js";
 export { createGateway, type Gateway, type GatewayOptions } from "./server/gateway/gateway.js";
 export { type GatewaySnapshot, Metrics } from "./server/gateway/metrics.js";
 export { HttpError } from "./server/http/errors.js";
@@ -15,4 +17,3 @@ export {
   type ServedHandler,
   serveFetchHandler,
 } from "./server/http/node-http.js";
-export { type ServedApp, type ServeOptions, serve } from "./server/serve.js";

@@ -1,7 +1,9 @@
+import { connect, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cache, cache, createQueue } from "../src/index.js";
+import { Cache, cache, createQueue, runInSession } from "../src/index.js";
 import { type ServedApp, serve } from "../src/server.js";
 import { deferred } from "./helpers/deferred.js";
+import { until } from "./helpers/until.js";
 
 const queue = createQueue({ maxSize: 1 });
 const gate = deferred();
@@ -14,12 +16,13 @@ const classify = cache(
   },
   { queue },
 );
+const slowQueue = createQueue({ maxSize: 1 });
 const slow = cache(
   async (x: number) => {
     if (x !== 0) await gate.promise;
     return x;
   },
-  { queue: createQueue({ maxSize: 1 }) },
+  { queue: slowQueue },
 );
 const stream = cache(async function* (text: string) {
   for (const word of text.split(" ")) yield word;
@@ -63,7 +66,9 @@ describe("serve({ functions })", () => {
     expect(miss.headers.get("x-infercache")).toBe("miss");
     const hit = await call("classify", [image(1)]);
     expect(hit.headers.get("x-infercache")).toBe("hit");
-    expect(hit.headers.get("server-timing")).toMatch(/compute;desc="from cache: ~0\.0 s";dur=\d/);
+    expect(hit.headers.get("server-timing")).toMatch(
+      /compute;desc="from cache: ~\d+\.\d s";dur=\d/,
+    );
     const body = (await hit.json()) as {
       result: { label: string; scores: { $binary: string; type: string } };
     };
@@ -102,7 +107,10 @@ describe("serve({ functions })", () => {
     expect(((await (await call("slow", [0])).json()) as { result: number }).result).toBe(0);
     const running = call("slow", [1]);
     const waiting = call("slow", [2]);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(
+      () => slowQueue.running === 1 && slowQueue.waiting === 1,
+      "one running, one waiting",
+    );
     const full = await call("slow", [3]);
     expect(full.status).toBe(503);
     expect(((await full.json()) as { error: { message: string } }).error.message).toBe(
@@ -132,7 +140,10 @@ describe("serve({ functions })", () => {
     const elsewhere = await call("perSession", [7], { "x-session-id": "s2" });
     expect(elsewhere.headers.get("x-infercache")).toBe("miss");
     controller.abort();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await until(
+      async () => (await runInSession("s1", () => perSession.cache.size())) === 0,
+      "the session's entries to be dropped",
+    );
     const after = (await (await call("perSession", [7], { "x-session-id": "s1" })).json()) as {
       result: { computed: number };
     };
@@ -179,4 +190,45 @@ describe("serve({ functions })", () => {
     );
     expect(computed).toBeGreaterThan(0);
   });
+
+  it("closes without waiting on a connection that never sent a request", async () => {
+    const other = await serve({ functions: { double: (x: number) => 2 * x } });
+    const idle = await connectIdle(other.url);
+    const gone = new Promise((resolve) => idle.once("close", resolve));
+    await other.close();
+    await gone;
+  });
+
+  it("gives a URL with brackets when it listens on an IPv6 address", async ({ skip }) => {
+    skip(!(await canListen("::1")), "this machine has no IPv6 loopback (::1)");
+    const v6 = await serve({ functions: { double: (x: number) => 2 * x }, host: "::1" });
+    try {
+      expect(v6.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+      const response = await fetch(`${v6.url}/call/double`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ args: [21] }),
+      });
+      expect(((await response.json()) as { result: number }).result).toBe(42);
+    } finally {
+      await v6.close();
+    }
+  });
 });
+
+/** Opens a connection to `url` and sends nothing on it (what a browser's preconnect does). */
+function connectIdle(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+function canListen(host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(0, host, () => server.close(() => resolve(true)));
+  });
+}

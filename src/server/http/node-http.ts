@@ -435,3 +435,12 @@ export async function serveFetchHandler(
     drain: (timeoutMs) => served.close(timeoutMs),
   };
 }
+
+/** An AbortController that fires when the client goes away before the response is finished. */
+export function abortOnClose(outgoing: ServerResponse): AbortController {
+  const controller = new AbortController();
+  outgoing.once("close", () => {
+    if (!outgoing.writableFinished) controller.abort(gone());
+  });
+  return controller;
+}
