@@ -46,8 +46,8 @@ import {
   type Protocol,
   RequestError,
 } from "./protocol.js";
-import { chatProtocol, completionProtocol } from "./protocols/chat.js";
-import { embeddingsProtocol, type ItemizedProtocol } from "./protocols/embeddings.js";
+import type { ItemizedProtocol } from "./protocols/embeddings.js";
+import { defaultProtocols } from "./protocols/index.js";
 import { renderRecord } from "./render.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
 
@@ -145,9 +145,7 @@ export class LlmPipeline {
       "llm",
     );
     // Longest paths first: `/chat/completions` before `/completions`.
-    this.#protocols = [
-      ...(options.protocols ?? [chatProtocol, completionProtocol, embeddingsProtocol]),
-    ].sort(
+    this.#protocols = [...(options.protocols ?? defaultProtocols)].sort(
       (a, b) =>
         Math.max(...b.paths.map((p) => p.length)) - Math.max(...a.paths.map((p) => p.length)),
     );
@@ -420,21 +418,20 @@ export class LlmPipeline {
 
   /**
    * What scopes a key besides the body: the record format's version and the pipeline's, the
-   * protocol, the upstream (origin and base path), the tenant, the protocol's key headers and the
-   * query string without its credential parameters.
+   * protocol, the upstream URL's origin and path (an API path may name the model, as Gemini's
+   * does), the tenant, the protocol's key headers and the query string without its credential
+   * parameters (sorted, so their order does not matter).
    */
   #keyContext(
     request: LlmRequest,
-    protocol: { name: string; paths: readonly string[]; keyHeaders: readonly string[] },
+    protocol: { name: string; keyHeaders: readonly string[] },
     tenant: string | undefined,
   ): string {
     const url = request.url;
-    const path = url.pathname.replace(/\/+$/, "");
-    const apiPath = protocol.paths.find((p) => path.endsWith(p)) ?? "";
     const parts: string[] = [
       this.#version,
       protocol.name,
-      `${url.origin}${path.slice(0, path.length - apiPath.length)}`,
+      `${url.origin}${url.pathname.replace(/\/+$/, "")}`,
       tenant ?? "",
     ];
     for (const name of protocol.keyHeaders) parts.push(header(request.headers, name) ?? "\u0000");

@@ -7,7 +7,8 @@
  *   GET  /healthz           ok, or degraded with the store's reason
  *   GET  /metrics           Prometheus text
  *        /admin/*           stats, purge, forget an entry, the per-request feed (bearer token)
- *        /v1/*              the protocols' routes through the pipeline; other paths pass through
+ *        /v1/*              the upstream's paths (its base URL's path: /v1, /v1beta, …) through the
+ *                           pipeline: the protocols' routes are cached, the others pass through
  *
  * `createGateway()` builds the pieces; each lives in its own file: `tenants.ts`, `sessions.ts`,
  * `admin.ts`, `dashboard.ts`, `metrics.ts`, `upstream-queue.ts`, and the pipeline in `llm/`.
@@ -22,8 +23,7 @@ import type { LlmResult } from "../../llm/call.js";
 import { sessionOf } from "../../llm/controls.js";
 import { LlmPipeline } from "../../llm/pipeline.js";
 import type { LlmRequest, Protocol } from "../../llm/protocol.js";
-import { chatProtocol, completionProtocol } from "../../llm/protocols/chat.js";
-import { embeddingsProtocol, type ItemizedProtocol } from "../../llm/protocols/embeddings.js";
+import type { ItemizedProtocol } from "../../llm/protocols/embeddings.js";
 import {
   type Deadlines,
   fetchUpstream,
@@ -123,7 +123,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     store: options.store,
     ttl: options.ttl,
     clock: options.clock,
-    protocols: options.protocols ?? [chatProtocol, completionProtocol, embeddingsProtocol],
+    protocols: options.protocols,
     ...(options.sharedCache !== true && {
       tenant: (request: LlmRequest) => (tenants as Tenants).of(request),
     }),
@@ -143,9 +143,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     failures.log("store", "could not end a session", error);
   });
 
+  // The gateway mirrors the upstream's paths: with `https://api.openai.com/v1` it serves
+  // `/v1/*`, with Gemini's `…/v1beta` it serves `/v1beta/*`, each forwarded to the same path.
+  const origin = new URL(base).origin;
+  const mount = new URL(base).pathname.replace(/\/+$/, "");
   const llm = async (request: HttpRequest): Promise<Answer> => {
     const body = await request.body();
-    const url = new URL(`${base}${request.path.slice("/v1".length)}${request.search}`);
+    const url = new URL(`${origin}${request.path}${request.search}`);
     const llmRequest: LlmRequest = {
       method: request.method,
       url,
@@ -220,7 +224,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers: { "content-type": "text/plain; version=0.0.4" },
       body: metrics.render(),
     }))
-    .under("*", "/v1/", llm);
+    .under("*", `${mount}/`, llm);
   adminRoutes(router, { token: options.adminToken, store, namespace, metrics, feed });
 
   const routes = router.handler();

@@ -1,0 +1,14 @@
+/**
+ * The API families the pipeline caches by default, in one list: the gateway and `cachingFetch`
+ * both start from it. Adding an API is adding its protocol module and a line here.
+ */
+
+import type { Protocol } from "../protocol.js";
+import { chatProtocol, completionProtocol } from "./chat.js";
+import { embeddingsProtocol, type ItemizedProtocol } from "./embeddings.js";
+
+export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
+  chatProtocol,
+  completionProtocol,
+  embeddingsProtocol,
+];
