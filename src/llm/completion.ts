@@ -194,18 +194,12 @@ export class Completion {
       if (flight !== undefined) pipeline.settle(flight.id, flight.pending);
       throw error;
     }
-    const text = bytes.toString("utf8");
     const protocol = call.protocol;
-    const record: AnswerRecord | undefined = protocol.isAnswer(text)
-      ? {
-          protocol: protocol.name,
-          format: "json",
-          status: response.status,
-          contentType: header(response, "content-type") ?? "application/json",
-          body: text,
-          usage: protocol.usage("json", text),
-        }
-      : undefined;
+    const contentType = header(response, "content-type") ?? "application/json";
+    const record: AnswerRecord | undefined =
+      protocol.record !== undefined
+        ? protocol.record(response.status, contentType, bytes)
+        : jsonRecord(protocol, response.status, contentType, bytes.toString("utf8"));
     flight?.settleRecord(record);
     if (record === undefined) {
       if (flight !== undefined) pipeline.settle(flight.id, flight.pending);
@@ -341,6 +335,23 @@ class ClientHold {
       { once: true },
     );
   }
+}
+
+function jsonRecord(
+  protocol: WholeCall["protocol"],
+  status: number,
+  contentType: string,
+  text: string,
+): AnswerRecord | undefined {
+  if (!protocol.isAnswer(text)) return undefined;
+  return {
+    protocol: protocol.name,
+    format: "json",
+    status,
+    contentType,
+    body: text,
+    usage: protocol.usage("json", text),
+  };
 }
 
 function isOk(response: UpstreamResponse): boolean {

@@ -89,6 +89,12 @@ export interface Protocol {
   isCompleteStream(text: string): boolean;
   /** Whether a plain body with a success status is really an answer (not an error object). */
   isAnswer(body: string): boolean;
+  /**
+   * The record of a plain (not streamed) success answer, for protocols whose answers are not
+   * JSON text (audio bytes, subtitles): `undefined` when it is not an answer. Without it, the
+   * body is decoded as UTF-8 and kept as a `json` record when `isAnswer` says so.
+   */
+  record?(status: number, contentType: string, body: Uint8Array): AnswerRecord | undefined;
   /** The plain answer a recorded stream adds up to. */
   toJson(record: AnswerRecord): string;
   /** The events that would have streamed a plain answer (each without its blank line). */
