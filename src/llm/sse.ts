@@ -7,6 +7,16 @@
 
 type Json = Record<string, unknown>;
 
+/**
+ * One server-sent event: an optional `event:` line and the data split into `data:` lines, with
+ * the blank line that ends it. The one framing every event stream of the project writes (the
+ * gateway's feeds, `serve()`, the local engine).
+ */
+export function sseFrame(data: string, event?: string): string {
+  const lines = data.split("\n").map((line) => `data: ${line}`);
+  return `${event === undefined ? "" : `event: ${event}\n`}${lines.join("\n")}\n\n`;
+}
+
 /** The events of an SSE body (each without its blank-line terminator). */
 export function splitEvents(text: string): string[] {
   return text

@@ -6,6 +6,7 @@
  */
 
 import type { ByteStream } from "../../llm/answer.js";
+import { sseFrame } from "../../llm/sse.js";
 
 export interface SseOptions {
   /** A `: keep-alive` comment this often, ms; 0 for none. @default 15000 */
@@ -16,11 +17,6 @@ export interface SseOptions {
 
 const encoder = new TextEncoder();
 
-/** One `event:`/`data:` frame (multi-line data split into `data:` lines). */
-export function sseFrame(data: string, event?: string): string {
-  const lines = data.split("\n").map((line) => `data: ${line}`);
-  return `${event === undefined ? "" : `event: ${event}\n`}${lines.join("\n")}\n\n`;
-}
 
 export class SseChannel {
   readonly #queue: Uint8Array[] = [];
