@@ -52,7 +52,10 @@ function copy(value: unknown, path: string, seen: Map<object, unknown>): unknown
     const out: Record<string, unknown> = proto === null ? Object.create(null) : {};
     seen.set(value, out);
     for (const key of Object.keys(value)) {
-      out[key] = copy((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+      const item = copy((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+      // `out.__proto__ = item` would call the inherited setter, not make an own property.
+      if (key === "__proto__") define(out, key, item);
+      else out[key] = item;
     }
     return out;
   }
@@ -84,6 +87,15 @@ function copy(value: unknown, path: string, seen: Map<object, unknown>): unknown
   }
   const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
   throw new NotSnapshotableError(path, `instance of ${ctor || "anonymous class"}`);
+}
+
+function define(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 function remember<T>(seen: Map<object, unknown>, from: object, to: T): T {
