@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { HASH_HOOK, hashKey, UnhashableError } from "../src/index.js";
+import { cache, HASH_HOOK, hashKey, UnhashableError } from "../src/index.js";
 import { shortKey } from "../src/key/index.js";
 
 /** Pinned digests (KEYS.md). A change here is a change of the key format: bump its version. */
@@ -334,5 +334,67 @@ describe("large binary values", () => {
     const text = "lorem ipsum ".repeat(100_000);
     expect(hashKey(text)).toBe(hashKey(`${text}`));
     expect(hashKey(text)).not.toBe(hashKey(`${text} `));
+  });
+});
+
+describe("values nested deeper than the encoder walks are refused, not a stack overflow", () => {
+  const chain = (depth: number, wrap: (inner: unknown) => unknown): unknown => {
+    let value: unknown = 1;
+    for (let i = 0; i < depth; i++) value = wrap(value);
+    return value;
+  };
+  class Link {
+    constructor(readonly next: unknown) {}
+    [HASH_HOOK]() {
+      return this.next;
+    }
+  }
+  const shapes: [string, (inner: unknown) => unknown, RegExp][] = [
+    ["objects", (inner) => ({ a: inner }), /^args\.a\.a\.a\.a/],
+    ["arrays", (inner) => [inner], /^args\[0\]\[0\]\[0\]/],
+    ["Maps", (inner) => new Map([["a", inner]]), /^args\.get\("a"\)\.get\("a"\)/],
+    ["Sets", (inner) => new Set([inner]), /^args\.<set item>\.<set item>/],
+    ["hook results", (inner) => new Link(inner), /^args\[Symbol\.for\("infercache\.hash"\)\]\(\)/],
+  ];
+
+  it.each(shapes)("for a 100k-deep chain of %s (was a RangeError)", (_label, wrap, path) => {
+    const deep = chain(100_000, wrap);
+    let caught: unknown;
+    try {
+      hashKey(deep, { root: "args" });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(UnhashableError);
+    const error = caught as UnhashableError;
+    expect(error.message).toMatch(/nested deeper than 1000 levels/);
+    expect(error.path).toMatch(path);
+    expect(error.path).toMatch(/…/);
+    expect(error.message.length).toBeLessThan(500);
+    expect(shortKey([deep], "")).toBeUndefined();
+  });
+
+  it("accepts 1000 levels and refuses 1001", () => {
+    expect(() => hashKey(chain(1000, (inner) => [inner]))).not.toThrow();
+    expect(() => hashKey(chain(999, (inner) => ({ a: inner })))).not.toThrow();
+    expect(() => hashKey(chain(1001, (inner) => [inner]))).toThrow(/deeper than 1000 levels/);
+  });
+
+  it("counts levels across a hook that calls hashKey itself", () => {
+    class Reentrant {
+      constructor(readonly next: unknown) {}
+      [HASH_HOOK]() {
+        return hashKey(this.next);
+      }
+    }
+    expect(() => hashKey(chain(100_000, (inner) => new Reentrant(inner)))).toThrow(UnhashableError);
+    expect(hashKey(1)).toBe("4f62b774ad6ae7db92cea67634b7ba8747131cda3173e928b0e99869080f053a");
+  });
+
+  it("refuses through cache(fn) with the argument's path", () => {
+    const cached = cache((value: unknown) => typeof value);
+    expect(() => cached(chain(100_000, (inner) => ({ a: inner })))).toThrow(
+      /cannot hash args\[0\]\.a\.a\.a.*…/,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { snapshot } from "../src/index.js";
+import { cache, NotSnapshotableError, snapshot } from "../src/index.js";
 
 describe("snapshot keeps own properties exactly", () => {
   it("keeps an own __proto__ property holding a primitive (out[key] = value dropped it)", () => {
@@ -27,5 +27,51 @@ describe("snapshot keeps own properties exactly", () => {
     const copy = snapshot(original);
     expect(Object.getPrototypeOf(copy)).toBe(null);
     expect(Object.getOwnPropertyDescriptor(copy, "__proto__")?.value).toBe(1);
+  });
+});
+
+describe("snapshot refuses values nested deeper than it copies, instead of a stack overflow", () => {
+  const chain = (depth: number, wrap: (inner: unknown) => unknown): unknown => {
+    let value: unknown = 1;
+    for (let i = 0; i < depth; i++) value = wrap(value);
+    return value;
+  };
+  const shapes: [string, (inner: unknown) => unknown][] = [
+    ["objects", (inner) => ({ a: inner })],
+    ["arrays", (inner) => [inner]],
+    ["Maps", (inner) => new Map([["a", inner]])],
+    ["Sets", (inner) => new Set([inner])],
+  ];
+  it.each(shapes)("for a 100k-deep chain of %s (was a RangeError)", (_label, wrap) => {
+    let caught: unknown;
+    try {
+      snapshot(chain(100_000, wrap), "result");
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(NotSnapshotableError);
+    const error = caught as NotSnapshotableError;
+    expect(error.message).toMatch(/nested deeper than 1000 levels/);
+    expect(error.path).toMatch(/^result/);
+    expect(error.message.length).toBeLessThan(300);
+  });
+
+  it("copies 1000 levels", () => {
+    const deep = chain(1000, (inner) => ({ a: inner }));
+    expect(snapshot(deep)).toEqual(deep);
+  });
+
+  it("a cached function whose result is too deep returns it without caching", () => {
+    let runs = 0;
+    const cached = cache(
+      () => {
+        runs++;
+        return chain(100_000, (inner) => [inner]);
+      },
+      { clone: true },
+    );
+    expect(Array.isArray(cached())).toBe(true);
+    expect(Array.isArray(cached())).toBe(true);
+    expect(runs).toBe(2);
   });
 });

@@ -63,6 +63,9 @@ const viewCodes = new Map<unknown, number>([
 const float16 = (globalThis as { Float16Array?: { prototype: unknown } }).Float16Array;
 if (float16 !== undefined) viewCodes.set(float16.prototype, 12);
 
+const DEFAULT_FIX =
+  'pass a `key` option that returns only hashable data, or give the class a [Symbol.for("infercache.hash")]() method';
+
 /** Thrown for a value that cannot be hashed by content. A `TypeError`, so callers may catch that. */
 export class UnhashableError extends TypeError {
   override readonly name = "UnhashableError";
@@ -71,22 +74,54 @@ export class UnhashableError extends TypeError {
   /** What it is, e.g. `instance of LlamaModel`, `function`, `cycle`. */
   readonly valueType: string;
 
-  constructor(path: string, valueType: string, reason: string) {
-    super(
-      `infercache: cannot hash ${path} (${valueType}): ${reason}; pass a \`key\` option that returns only hashable data, or give the class a [Symbol.for("infercache.hash")]() method`,
-    );
+  constructor(path: string, valueType: string, reason: string, fix: string = DEFAULT_FIX) {
+    super(`infercache: cannot hash ${path} (${valueType}): ${reason}; ${fix}`);
     this.path = path;
     this.valueType = valueType;
   }
 }
 
+/**
+ * How deep values may nest (objects, arrays, Maps, Sets, hook results: every object on the path
+ * counts). Deeper values are refused with `UnhashableError` instead of overflowing the stack;
+ * the encoder uses two or three frames a level, so 1000 levels leave room for the caller's stack.
+ */
+export const MAX_DEPTH = 1000;
+
+/**
+ * Objects on the path being encoded. Module-wide rather than per call, so a hash hook that calls
+ * `hashKey` itself keeps counting instead of starting again at 0 (`encode` restores it on exit).
+ */
+let depth = 0;
+
 /** Internal: collects path segments while an unhashable value unwinds the recursion. */
 class Unhashable {
+  /** Innermost first: each level pushes its own segment as the error passes through it. */
   readonly segments: string[] = [];
   constructor(
     readonly valueType: string,
     readonly reason: string,
+    readonly fix: string = DEFAULT_FIX,
   ) {}
+}
+
+/** Adds `segment` to an `Unhashable` passing through; segments are built only on this path. */
+function at(error: unknown, segment: string): unknown {
+  if (error instanceof Unhashable) error.segments.push(segment);
+  return error;
+}
+
+/** A long path keeps its first ~48 characters and its last two segments: `args[0].a.a.a….a.a`. */
+const PATH_HEAD_CHARS = 48;
+const PATH_TAIL = 2;
+
+function formatPath(root: string, innermostFirst: readonly string[]): string {
+  const segments = [...innermostFirst].reverse();
+  let head = root;
+  let i = 0;
+  while (i < segments.length && (i === 0 || head.length < PATH_HEAD_CHARS)) head += segments[i++];
+  if (segments.length - i <= PATH_TAIL) return head + segments.slice(i).join("");
+  return `${head}…${segments.slice(segments.length - PATH_TAIL).join("")}`;
 }
 
 const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -96,13 +131,17 @@ const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * Throws `UnhashableError`.
  */
 export function encode(value: unknown, sink: Sink, root = "value"): void {
+  const outer = depth;
   try {
     encodeValue(value, sink, new Set());
   } catch (error) {
     if (error instanceof Unhashable) {
-      throw new UnhashableError(root + error.segments.join(""), error.valueType, error.reason);
+      const path = formatPath(root, error.segments);
+      throw new UnhashableError(path, error.valueType, error.reason, error.fix);
     }
     throw error;
+  } finally {
+    depth = outer;
   }
 }
 
@@ -129,7 +168,16 @@ function encodeValue(value: unknown, sink: Sink, ancestors: Set<object>): void {
         sink.byte(Tag.null);
         return;
       }
+      if (depth === MAX_DEPTH) {
+        throw new Unhashable(
+          kindOf(value),
+          `nested deeper than ${MAX_DEPTH} levels`,
+          "pass a `key` option that returns a flatter value",
+        );
+      }
+      depth++;
       encodeObject(value, sink, ancestors);
+      depth--;
       return;
     case "function":
       throw new Unhashable("function", "functions have no content to hash");
@@ -169,44 +217,31 @@ function encodeBigInt(value: bigint, sink: Sink): void {
   sink.bytes(Uint8Array.from(bytes));
 }
 
+/**
+ * Dispatches on the kind of object. The recursion goes encodeValue → encodeObject → the kind's
+ * function → encodeValue, and each of those keeps few locals, so a level costs little stack.
+ */
 function encodeObject(value: object, sink: Sink, ancestors: Set<object>): void {
   if (ancestors.has(value)) throw new Unhashable("cycle", "the value refers to itself");
-  const proto = Object.getPrototypeOf(value) as unknown;
   if (Array.isArray(value)) {
-    ancestors.add(value);
-    sink.byte(Tag.array);
-    sink.u32(value.length);
-    for (let i = 0; i < value.length; i++) {
-      withSegment(`[${i}]`, () => encodeValue(value[i], sink, ancestors));
-    }
-    ancestors.delete(value);
+    encodeArray(value, sink, ancestors);
     return;
   }
+  const proto = Object.getPrototypeOf(value) as unknown;
   if (proto === Object.prototype || proto === null) {
     encodePlainObject(value as Record<string, unknown>, sink, ancestors);
     return;
   }
   if (ArrayBuffer.isView(value)) {
-    const code = viewCodes.get(proto);
-    if (code === undefined) throw new Unhashable(describe(value), "unknown binary view type");
-    sink.byte(Tag.typedArray);
-    sink.byte(code);
-    const bytesPerElement = (value as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
-    u64(sink, value.byteLength / bytesPerElement);
-    const view = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    sink.bytes(bytesPerElement === 1 || le ? view : swapToLittleEndian(view, bytesPerElement));
+    encodeView(value, proto, sink);
     return;
   }
   if (value instanceof ArrayBuffer) {
-    sink.byte(Tag.arrayBuffer);
-    u64(sink, value.byteLength);
-    sink.bytes(new Uint8Array(value));
+    encodeBuffer(Tag.arrayBuffer, value, sink);
     return;
   }
   if (typeof SharedArrayBuffer !== "undefined" && value instanceof SharedArrayBuffer) {
-    sink.byte(Tag.sharedArrayBuffer);
-    u64(sink, value.byteLength);
-    sink.bytes(new Uint8Array(value));
+    encodeBuffer(Tag.sharedArrayBuffer, value, sink);
     return;
   }
   if (value instanceof Date) {
@@ -221,30 +256,16 @@ function encodeObject(value: object, sink: Sink, ancestors: Set<object>): void {
     return;
   }
   if (value instanceof Map) {
-    ancestors.add(value);
-    encodeUnordered(Tag.map, value.size, value.entries(), sink, (entry, inner) => {
-      withSegment(".<map key>", () => encodeValue(entry[0], inner, ancestors));
-      withSegment(`.get(${preview(entry[0])})`, () => encodeValue(entry[1], inner, ancestors));
-    });
-    ancestors.delete(value);
+    encodeMap(value, sink, ancestors);
     return;
   }
   if (value instanceof Set) {
-    ancestors.add(value);
-    encodeUnordered(Tag.set, value.size, value.values(), sink, (item, inner) => {
-      withSegment(".<set item>", () => encodeValue(item, inner, ancestors));
-    });
-    ancestors.delete(value);
+    encodeSet(value, sink, ancestors);
     return;
   }
   const hook = (value as { [HASH_HOOK]?: unknown })[HASH_HOOK];
   if (typeof hook === "function") {
-    ancestors.add(value);
-    sink.byte(Tag.hooked);
-    encodeString(className(value), sink);
-    const hashable = withSegment(`[Symbol.for("infercache.hash")]()`, () => hook.call(value));
-    withSegment(`[Symbol.for("infercache.hash")]()`, () => encodeValue(hashable, sink, ancestors));
-    ancestors.delete(value);
+    encodeHooked(value, hook as Hook, sink, ancestors);
     return;
   }
   if (value instanceof Promise || typeof (value as { then?: unknown }).then === "function") {
@@ -254,6 +275,99 @@ function encodeObject(value: object, sink: Sink, ancestors: Set<object>): void {
     throw new Unhashable(describe(value), "weak collections cannot be read");
   }
   throw new Unhashable(describe(value), "class instances are not hashed by identity");
+}
+
+function encodeArray(value: unknown[], sink: Sink, ancestors: Set<object>): void {
+  ancestors.add(value);
+  sink.byte(Tag.array);
+  sink.u32(value.length);
+  for (let i = 0; i < value.length; i++) {
+    try {
+      encodeValue(value[i], sink, ancestors);
+    } catch (error) {
+      throw at(error, `[${i}]`);
+    }
+  }
+  ancestors.delete(value);
+}
+
+function encodeView(value: ArrayBufferView, proto: unknown, sink: Sink): void {
+  const code = viewCodes.get(proto);
+  if (code === undefined) throw new Unhashable(describe(value), "unknown binary view type");
+  sink.byte(Tag.typedArray);
+  sink.byte(code);
+  const bytesPerElement = (value as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
+  u64(sink, value.byteLength / bytesPerElement);
+  const view = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  sink.bytes(bytesPerElement === 1 || le ? view : swapToLittleEndian(view, bytesPerElement));
+}
+
+function encodeBuffer(tag: number, value: ArrayBufferLike, sink: Sink): void {
+  sink.byte(tag);
+  u64(sink, value.byteLength);
+  sink.bytes(new Uint8Array(value));
+}
+
+/**
+ * Map and Set: each member is encoded on its own and digested, and the digests are sorted, so
+ * the order of insertion does not matter whatever the members are.
+ */
+function encodeMap(value: Map<unknown, unknown>, sink: Sink, ancestors: Set<object>): void {
+  ancestors.add(value);
+  const digests: Uint8Array[] = [];
+  for (const [key, item] of value) {
+    const inner = new HashSink();
+    try {
+      encodeValue(key, inner, ancestors);
+    } catch (error) {
+      throw at(error, ".<map key>");
+    }
+    try {
+      encodeValue(item, inner, ancestors);
+    } catch (error) {
+      throw at(error, `.get(${preview(key)})`);
+    }
+    digests.push(inner.digest());
+  }
+  writeDigests(Tag.map, digests, sink);
+  ancestors.delete(value);
+}
+
+function encodeSet(value: Set<unknown>, sink: Sink, ancestors: Set<object>): void {
+  ancestors.add(value);
+  const digests: Uint8Array[] = [];
+  for (const item of value) {
+    const inner = new HashSink();
+    try {
+      encodeValue(item, inner, ancestors);
+    } catch (error) {
+      throw at(error, ".<set item>");
+    }
+    digests.push(inner.digest());
+  }
+  writeDigests(Tag.set, digests, sink);
+  ancestors.delete(value);
+}
+
+function writeDigests(tag: number, digests: Uint8Array[], sink: Sink): void {
+  digests.sort(compareBytes);
+  sink.byte(tag);
+  sink.u32(digests.length);
+  for (const digest of digests) sink.bytes(digest);
+}
+
+type Hook = (this: object) => unknown;
+
+function encodeHooked(value: object, hook: Hook, sink: Sink, ancestors: Set<object>): void {
+  ancestors.add(value);
+  sink.byte(Tag.hooked);
+  encodeString(className(value), sink);
+  try {
+    encodeValue(hook.call(value), sink, ancestors);
+  } catch (error) {
+    throw at(error, HOOK_SEGMENT);
+  }
+  ancestors.delete(value);
 }
 
 function encodePlainObject(
@@ -276,32 +390,13 @@ function encodePlainObject(
   sink.u32(keys.length);
   for (const key of keys) {
     encodeString(key, sink);
-    withSegment(propertySegment(key), () => encodeValue(value[key], sink, ancestors));
+    try {
+      encodeValue(value[key], sink, ancestors);
+    } catch (error) {
+      throw at(error, propertySegment(key));
+    }
   }
   ancestors.delete(value);
-}
-
-/**
- * Map and Set: each member is encoded on its own and digested, and the digests are sorted, so
- * the order of insertion does not matter whatever the members are.
- */
-function encodeUnordered<T>(
-  tag: number,
-  size: number,
-  members: Iterable<T>,
-  sink: Sink,
-  encodeMember: (member: T, inner: Sink) => void,
-): void {
-  const digests: Uint8Array[] = [];
-  for (const member of members) {
-    const inner = new HashSink();
-    encodeMember(member, inner);
-    digests.push(inner.digest());
-  }
-  digests.sort(compareBytes);
-  sink.byte(tag);
-  sink.u32(size);
-  for (const digest of digests) sink.bytes(digest);
 }
 
 function u64(sink: Sink, value: number): void {
@@ -318,14 +413,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-function withSegment<T>(segment: string, run: () => T): T {
-  try {
-    return run();
-  } catch (error) {
-    if (error instanceof Unhashable) error.segments.unshift(segment);
-    throw error;
-  }
-}
+const HOOK_SEGMENT = `[Symbol.for("infercache.hash")]()`;
 
 const identifier = /^[A-Za-z_$][\w$]*$/;
 function propertySegment(key: string): string {
@@ -348,6 +436,13 @@ function className(value: object): string {
 
 function describe(value: object): string {
   return `instance of ${className(value)}`;
+}
+
+/** What a value is, for a path's type: `array`, `object`, `instance of Map`. */
+function kindOf(value: object): string {
+  if (Array.isArray(value)) return "array";
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null ? "object" : describe(value);
 }
 
 function littleEndian(units: Uint16Array): Uint8Array {
