@@ -28,6 +28,18 @@ const vectors: [string, unknown, string][] = [
   ["[]", [], "c88bc876d03ebd629c907e9cbfe0591f2a5a9090a18f72bbec40d7a7ccf8c491"],
   ["[1]", [1], "1fd7c831350c1dd6c8ca242aff49d7bcca333a384074722bb669d555b314fe83"],
   ['[1, "1"]', [1, "1"], "a8290464f0c05bb6e9e86426e4f04d6d6e42c58df51f4f0f6c28ed37e07e6f62"],
+  [
+    "[undefined, 1]",
+    [undefined, 1],
+    "e0aeecbbbace947fc130d8539b4d87543f47baa08dd54b1b3f363fc05bdfdb0b",
+  ],
+  // biome-ignore lint/suspicious/noSparseArray: a hole has its own tag (0x0a)
+  ["[, 1]", [, 1], "2ef3aae19e1b8e4b50ab9e59609279bf6a19a4501f5e051b1a2ae2c854af8e98"],
+  [
+    "new Array(2)",
+    new Array(2),
+    "5c396c442f52eb8435c3947e49c4efa6163eacbbc03d0066c30b31c019e5f54f",
+  ],
   ["{}", {}, "c00fd0fd023b36c18093f1804f9552d2b77f40876016c8a1353d4bb1b63ad5ca"],
   [
     "{ a: 1, b: [true, null] }",
@@ -36,6 +48,11 @@ const vectors: [string, unknown, string][] = [
   ],
   ["new Date(0)", new Date(0), "712b6040e766589f9a97112d4c4defd86b0319cd883234ef841f0624bc714940"],
   ["/ab+c/gi", /ab+c/gi, "ab7890222a977c0840ef884ca174e825f68c70863bae537961a10931b0f3b627"],
+  [
+    "/a/g with lastIndex 2",
+    Object.assign(/a/g, { lastIndex: 2 }),
+    "4cc8dee1e053131f61f332c83d5ea247be2be8754396881f4a19105744628dfa",
+  ],
   [
     'new Map([["k", 1]])',
     new Map([["k", 1]]),

@@ -7,7 +7,16 @@
  * throws `UnhashableError` naming the path, the type and the fix.
  */
 
+import { types } from "node:util";
 import { HashSink } from "./hash-sink.js";
+import {
+  dataKeys,
+  extraProperty,
+  hasExtraProperties,
+  isProxy,
+  objectProblem,
+  unexpectedProperty,
+} from "./shape.js";
 
 /** Where encoded bytes go. `bytes` may receive views over caller memory: do not keep them. */
 export interface Sink {
@@ -33,6 +42,10 @@ export const Tag = {
   illFormedString: 0x07,
   date: 0x08,
   regexp: 0x09,
+  /** An array element that is absent (`0 in array` is false), apart from one holding undefined. */
+  hole: 0x0a,
+  /** A RegExp whose `lastIndex` is not 0: a /g or /y regex's `exec` starts there. */
+  regexpWithLastIndex: 0x0b,
   array: 0x10,
   object: 0x11,
   map: 0x12,
@@ -62,6 +75,48 @@ const viewCodes = new Map<unknown, number>([
 // Float16Array exists from Node 24 on; give it its code where the runtime has it.
 const float16 = (globalThis as { Float16Array?: { prototype: unknown } }).Float16Array;
 if (float16 !== undefined) viewCodes.set(float16.prototype, 12);
+
+/**
+ * The built-in kinds encoded by content, by their exact prototype. An instance of a subclass has
+ * another prototype and is refused (unless it has a hash hook): a subclass may carry fields and
+ * behaviour that the base type's encoding does not see.
+ */
+enum Builtin {
+  Date,
+  RegExp,
+  Map,
+  Set,
+  ArrayBuffer,
+  SharedArrayBuffer,
+}
+const builtins = new Map<unknown, Builtin>([
+  [Date.prototype, Builtin.Date],
+  [RegExp.prototype, Builtin.RegExp],
+  [Map.prototype, Builtin.Map],
+  [Set.prototype, Builtin.Set],
+  [ArrayBuffer.prototype, Builtin.ArrayBuffer],
+]);
+if (typeof SharedArrayBuffer !== "undefined") {
+  builtins.set(SharedArrayBuffer.prototype, Builtin.SharedArrayBuffer);
+}
+
+/** Base types named when refusing a subclass, by prototype. */
+const baseNames = new Map<unknown, string>([
+  [Array.prototype, "Array"],
+  [Date.prototype, "Date"],
+  [RegExp.prototype, "RegExp"],
+  [Map.prototype, "Map"],
+  [Set.prototype, "Set"],
+  [ArrayBuffer.prototype, "ArrayBuffer"],
+  [Buffer.prototype, "Buffer"],
+]);
+for (const proto of viewCodes.keys()) {
+  const name = (proto as { constructor: { name: string } }).constructor.name;
+  if (!baseNames.has(proto)) baseNames.set(proto, name);
+}
+if (typeof SharedArrayBuffer !== "undefined") {
+  baseNames.set(SharedArrayBuffer.prototype, "SharedArrayBuffer");
+}
 
 const DEFAULT_FIX =
   'pass a `key` option that returns only hashable data, or give the class a [Symbol.for("infercache.hash")]() method';
@@ -218,82 +273,138 @@ function encodeBigInt(value: bigint, sink: Sink): void {
 }
 
 /**
- * Dispatches on the kind of object. The recursion goes encodeValue → encodeObject → the kind's
- * function → encodeValue, and each of those keeps few locals, so a level costs little stack.
+ * Dispatches on the kind of object, by its exact prototype. The recursion goes encodeValue →
+ * encodeObject → the kind's function → encodeValue, and each keeps few locals, so a level costs
+ * little stack.
  */
 function encodeObject(value: object, sink: Sink, ancestors: Set<object>): void {
   if (ancestors.has(value)) throw new Unhashable("cycle", "the value refers to itself");
-  if (Array.isArray(value)) {
+  // A proxy's traps run while it is read and can answer anything, its prototype included.
+  if (isProxy(value)) {
+    throw new Unhashable(
+      "proxy",
+      "its traps run code while it is read",
+      "pass the object it wraps (Vue's toRaw(), MobX's toJS()) or a plain copy, or pass a `key` option",
+    );
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto === Array.prototype && Array.isArray(value)) {
     encodeArray(value, sink, ancestors);
     return;
   }
-  const proto = Object.getPrototypeOf(value) as unknown;
   if (proto === Object.prototype || proto === null) {
     encodePlainObject(value as Record<string, unknown>, sink, ancestors);
     return;
   }
-  if (ArrayBuffer.isView(value)) {
-    encodeView(value, proto, sink);
+  const code = viewCodes.get(proto);
+  if (code !== undefined && ArrayBuffer.isView(value)) {
+    encodeView(value, code, sink);
     return;
   }
-  if (value instanceof ArrayBuffer) {
-    encodeBuffer(Tag.arrayBuffer, value, sink);
-    return;
-  }
-  if (typeof SharedArrayBuffer !== "undefined" && value instanceof SharedArrayBuffer) {
-    encodeBuffer(Tag.sharedArrayBuffer, value, sink);
-    return;
-  }
-  if (value instanceof Date) {
-    sink.byte(Tag.date);
-    sink.f64(value.getTime());
-    return;
-  }
-  if (value instanceof RegExp) {
-    sink.byte(Tag.regexp);
-    encodeString(value.source, sink);
-    encodeString(value.flags, sink);
-    return;
-  }
-  if (value instanceof Map) {
-    encodeMap(value, sink, ancestors);
-    return;
-  }
-  if (value instanceof Set) {
-    encodeSet(value, sink, ancestors);
-    return;
-  }
+  const builtin = builtins.get(proto);
+  if (builtin !== undefined && encodeBuiltin(builtin, value, sink, ancestors)) return;
   const hook = (value as { [HASH_HOOK]?: unknown })[HASH_HOOK];
   if (typeof hook === "function") {
     encodeHooked(value, hook as Hook, sink, ancestors);
     return;
   }
-  if (value instanceof Promise || typeof (value as { then?: unknown }).then === "function") {
-    throw new Unhashable("promise", "await it first and pass the result");
+  throw refuseInstance(value);
+}
+
+/** Encodes a Date, RegExp, Map, Set or buffer; `false` if it only has the prototype of one. */
+function encodeBuiltin(kind: Builtin, value: object, sink: Sink, ancestors: Set<object>): boolean {
+  switch (kind) {
+    case Builtin.Date:
+      if (!types.isDate(value)) return false;
+      noOtherProperties(value);
+      sink.byte(Tag.date);
+      sink.f64((value as Date).getTime());
+      return true;
+    case Builtin.RegExp:
+      if (!types.isRegExp(value)) return false;
+      noOtherProperties(value, "lastIndex");
+      encodeRegExp(value as RegExp, sink, ancestors);
+      return true;
+    case Builtin.Map:
+      if (!types.isMap(value)) return false;
+      noOtherProperties(value);
+      encodeMap(value as Map<unknown, unknown>, sink, ancestors);
+      return true;
+    case Builtin.Set:
+      if (!types.isSet(value)) return false;
+      noOtherProperties(value);
+      encodeSet(value as Set<unknown>, sink, ancestors);
+      return true;
+    case Builtin.ArrayBuffer:
+      if (!types.isArrayBuffer(value)) return false;
+      noOtherProperties(value);
+      encodeBuffer(Tag.arrayBuffer, value as ArrayBuffer, sink);
+      return true;
+    case Builtin.SharedArrayBuffer:
+      if (!types.isSharedArrayBuffer(value)) return false;
+      noOtherProperties(value);
+      encodeBuffer(Tag.sharedArrayBuffer, value as SharedArrayBuffer, sink);
+      return true;
   }
-  if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
-    throw new Unhashable(describe(value), "weak collections cannot be read");
-  }
-  throw new Unhashable(describe(value), "class instances are not hashed by identity");
+}
+
+function noOtherProperties(value: object, allowed?: string): void {
+  const extra = unexpectedProperty(value, allowed);
+  if (extra === undefined) return;
+  throw new Unhashable(
+    describe(value),
+    `own property ${quote(extra)} is not part of its ${className(value)} content`,
+    "pass a copy without it, or pass a `key` option",
+  );
 }
 
 function encodeArray(value: unknown[], sink: Sink, ancestors: Set<object>): void {
   ancestors.add(value);
+  const n = value.length;
   sink.byte(Tag.array);
-  sink.u32(value.length);
-  for (let i = 0; i < value.length; i++) {
+  sink.u32(n);
+  let holes = 0;
+  for (let i = 0; i < n; i++) {
+    const item = value[i];
+    if (item === undefined && !(i in value)) {
+      holes++;
+      sink.byte(Tag.hole);
+      continue;
+    }
     try {
-      encodeValue(value[i], sink, ancestors);
+      encodeValue(item, sink, ancestors);
     } catch (error) {
       throw at(error, `[${i}]`);
     }
   }
+  if (hasExtraProperties(value, n - holes)) {
+    const extra = extraProperty(value);
+    throw new Unhashable(
+      "array with extra properties",
+      extra === undefined
+        ? "an element is not enumerable"
+        : `own property ${quote(extra)} is not an element`,
+      "copy the elements with [...array] (a RegExp match result also carries index, input and groups), or pass a `key` option",
+    );
+  }
   ancestors.delete(value);
 }
 
-function encodeView(value: ArrayBufferView, proto: unknown, sink: Sink): void {
-  const code = viewCodes.get(proto);
-  if (code === undefined) throw new Unhashable(describe(value), "unknown binary view type");
+function encodeRegExp(value: RegExp, sink: Sink, ancestors: Set<object>): void {
+  const lastIndex = (value as { lastIndex: unknown }).lastIndex;
+  const at0 = Object.is(lastIndex, 0);
+  sink.byte(at0 ? Tag.regexp : Tag.regexpWithLastIndex);
+  encodeString(value.source, sink);
+  encodeString(value.flags, sink);
+  if (at0) return;
+  try {
+    encodeValue(lastIndex, sink, ancestors);
+  } catch (error) {
+    throw at(error, ".lastIndex");
+  }
+}
+
+function encodeView(value: ArrayBufferView, code: number, sink: Sink): void {
   sink.byte(Tag.typedArray);
   sink.byte(code);
   const bytesPerElement = (value as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
@@ -375,17 +486,10 @@ function encodePlainObject(
   sink: Sink,
   ancestors: Set<object>,
 ): void {
-  const symbolKey = Object.getOwnPropertySymbols(value).find((s) =>
-    Object.prototype.propertyIsEnumerable.call(value, s),
-  );
-  if (symbolKey !== undefined) {
-    throw new Unhashable(
-      "object with symbol keys",
-      `symbol key ${String(symbolKey)} has no content`,
-    );
-  }
+  const keys = dataKeys(value);
+  if (keys === undefined) throw refusePlainObject(value);
+  keys.sort();
   ancestors.add(value);
-  const keys = Object.keys(value).sort();
   sink.byte(Tag.object);
   sink.u32(keys.length);
   for (const key of keys) {
@@ -397,6 +501,93 @@ function encodePlainObject(
     }
   }
   ancestors.delete(value);
+}
+
+function refusePlainObject(value: object): Unhashable {
+  const problem = objectProblem(value);
+  if (problem === undefined || typeof problem.key === "symbol") {
+    return new Unhashable(
+      "object with symbol keys",
+      `symbol key ${String(problem?.key)} has no content`,
+      "pass a copy without symbol keys, or a `key` option that returns only hashable data",
+    );
+  }
+  const refusal =
+    problem.kind === "accessor"
+      ? new Unhashable(
+          "accessor property",
+          "a getter runs code and may answer differently when the function reads it",
+          "copy the data with { ...value } (which reads each getter once), or pass a `key` option",
+        )
+      : new Unhashable(
+          "non-enumerable property",
+          "it would be left out of the key, yet the function can read it",
+          "copy the data with { ...value } (which keeps only enumerable properties), or pass a `key` option",
+        );
+  refusal.segments.push(propertySegment(problem.key));
+  return refusal;
+}
+
+/** The refusal of an object that is neither plain, nor a built-in kind, nor hooked. */
+function refuseInstance(value: object): Unhashable {
+  if (types.isBoxedPrimitive(value)) {
+    const kind = boxedKind(value);
+    return new Unhashable(
+      `boxed ${kind}`,
+      `a ${kind} object is not its primitive value`,
+      "pass the primitive (value.valueOf()) instead, or pass a `key` option",
+    );
+  }
+  if (value instanceof Promise || typeof (value as { then?: unknown }).then === "function") {
+    return new Unhashable("promise", "await it first and pass the result");
+  }
+  if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
+    return new Unhashable(describe(value), "weak collections cannot be read");
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  const base = builtinBase(value);
+  if (base !== undefined && baseNames.get(proto) === base) {
+    return new Unhashable(
+      describe(value),
+      `its prototype is ${base}.prototype, but it is not a real ${base}`,
+    );
+  }
+  if (base !== undefined) {
+    return new Unhashable(
+      describe(value),
+      `a subclass of ${base} may hold state that the ${base}'s encoding does not see`,
+    );
+  }
+  if (Array.isArray(value)) {
+    return new Unhashable(
+      describe(value),
+      "a subclass of Array (or an array from another realm) may hold state its elements do not show",
+    );
+  }
+  return new Unhashable(describe(value), "class instances are not hashed by identity");
+}
+
+/** The built-in type `value` derives from (its nearest built-in prototype), if any. */
+function builtinBase(value: object): string | undefined {
+  let proto = Object.getPrototypeOf(value) as object | null;
+  while (proto !== null && proto !== Object.prototype) {
+    const name = baseNames.get(proto);
+    if (name !== undefined) return name;
+    proto = Object.getPrototypeOf(proto) as object | null;
+  }
+  return undefined;
+}
+
+function boxedKind(value: object): string {
+  if (types.isStringObject(value)) return "String";
+  if (types.isNumberObject(value)) return "Number";
+  if (types.isBooleanObject(value)) return "Boolean";
+  if (types.isBigIntObject(value)) return "BigInt";
+  return "Symbol";
+}
+
+function quote(key: string | symbol): string {
+  return typeof key === "symbol" ? String(key) : JSON.stringify(key);
 }
 
 function u64(sink: Sink, value: number): void {
@@ -416,7 +607,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 const HOOK_SEGMENT = `[Symbol.for("infercache.hash")]()`;
 
 const identifier = /^[A-Za-z_$][\w$]*$/;
-function propertySegment(key: string): string {
+function propertySegment(key: string | symbol): string {
+  if (typeof key === "symbol") return `[${String(key)}]`;
   return identifier.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
 }
 

@@ -10,6 +10,8 @@
  * never equal a hex digest.
  */
 
+import { hasExtraProperties, isProxy } from "./shape.js";
+
 /** Strings longer than this are hashed: a long key would pin memory and slow the Map's hash. */
 const MAX_STRING_LENGTH = 256;
 const MAX_ARRAY_LENGTH = 8;
@@ -19,14 +21,16 @@ export function shortKey(value: unknown, context: string): string | undefined {
   const head = `\u0001${context.length}:${context}`;
   if (Array.isArray(value)) {
     const n = value.length;
-    if (n > MAX_ARRAY_LENGTH) return undefined;
+    // Only a plain array: hashKey refuses subclasses, proxies and extra properties.
+    if (n > MAX_ARRAY_LENGTH || isProxy(value) || Object.getPrototypeOf(value) !== Array.prototype)
+      return undefined;
     let out = `${head}[${n}`;
     for (let i = 0; i < n; i++) {
-      const item = primitive(value[i]);
+      const item = i in value ? primitive(value[i]) : undefined;
       if (item === undefined) return undefined;
       out += item;
     }
-    return out;
+    return hasExtraProperties(value, n) ? undefined : out;
   }
   const item = primitive(value);
   return item === undefined ? undefined : head + item;
