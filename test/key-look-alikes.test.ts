@@ -100,6 +100,14 @@ describe("arrays with extra own properties are refused (a RegExp match hashed li
     expect(shortKey([match], "")).toBeUndefined();
   });
 
+  it("a `key` that returns a RegExp match is refused (its short key skipped the check)", () => {
+    const cached = cache((text: string) => text.length, { key: (text) => /b+/.exec(text) });
+    expect(shortKey(/b+/.exec("abbc"), "")).toBeUndefined();
+    expect(() => cached("abbc")).toThrow(
+      /cannot hash key\(\.\.\.args\) \(array with extra properties\)/,
+    );
+  });
+
   it("a named or symbol-keyed property", () => {
     const named = Object.assign([1, 2], { total: 3 });
     expect(refusal(named).message).toContain('own property "total"');

@@ -274,6 +274,105 @@ describe("hashKey properties", () => {
   });
 });
 
+describe("short in-memory keys for JSON-shaped values", () => {
+  /** The same value with every object's keys inserted in reverse order. */
+  const reversed = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(reversed);
+    if (value !== null && typeof value === "object") {
+      return Object.fromEntries(
+        Object.entries(value)
+          .reverse()
+          .map(([k, v]) => [k, reversed(v)]),
+      );
+    }
+    return value;
+  };
+  const json = fc.oneof(
+    fc.jsonValue(),
+    fc.dictionary(fc.constantFrom("a", "b", "0", "__proto__"), fc.jsonValue({ maxDepth: 2 })),
+  );
+
+  it("every JSON value gets one, and key order does not matter (property)", () => {
+    fc.assert(
+      fc.property(json, (value) => {
+        const key = shortKey([value], "");
+        expect(key).toBeDefined();
+        expect(shortKey([reversed(value)], "")).toBe(key);
+        expect(shortKey([structuredClone(value)], "")).toBe(key);
+      }),
+    );
+  });
+
+  it("agrees with hashKey on equality (property)", () => {
+    fc.assert(
+      fc.property(json, json, (a, b) => {
+        expect(shortKey([a], "") === shortKey([b], "")).toBe(hashKey([a]) === hashKey([b]));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("keeps what hashKey keeps apart", () => {
+    const distinct: unknown[] = [
+      { a: 1 },
+      { a: "1" },
+      { a: 1n },
+      { a: true },
+      { a: [1] },
+      { a: { 0: 1 } },
+      { a: -0 },
+      { a: 0 },
+      { a: null },
+      { a: undefined },
+      {},
+      { b: 1 },
+      [{ a: 1 }],
+      // biome-ignore lint/suspicious/noSparseArray: a hole is not undefined
+      [, { a: 1 }],
+      [undefined, { a: 1 }],
+      { a: "\ud800" },
+      { a: "\ufffd" },
+      { "a:": 1 },
+      { a: "s1:a" },
+      { ab: 1 },
+      { a: { b: 1 } },
+      { "a{1s1:b": 1 },
+    ];
+    const keys = distinct.map((value) => shortKey([value], ""));
+    expect(keys.every((key) => key !== undefined)).toBe(true);
+    expect(new Set(keys).size).toBe(distinct.length);
+    expect(new Set(distinct.map((value) => hashKey([value]))).size).toBe(distinct.length);
+  });
+
+  it("hands values past its bounds, and everything it does not know, to hashKey", () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = { a: deep };
+    expect(shortKey([deep], "")).toBeUndefined();
+    expect(() => hashKey([deep])).not.toThrow();
+    expect(shortKey([{ text: "x".repeat(20_000) }], "")).toBeUndefined();
+    expect(shortKey("x".repeat(20_000), "")).toBeUndefined();
+    expect(
+      shortKey(
+        Array.from({ length: 10_000 }, (_, i) => i),
+        "",
+      ),
+    ).toBeUndefined();
+    const cycle: { self?: unknown } = {};
+    cycle.self = cycle;
+    expect(shortKey([cycle], "")).toBeUndefined();
+    for (const other of [new Date(0), new Map(), new Uint8Array(1), () => 0, Symbol("s")]) {
+      expect(shortKey([{ a: other }], "")).toBeUndefined();
+    }
+  });
+
+  it("never equals a hex digest and carries its context", () => {
+    const key = shortKey([{ a: 1 }], "v1");
+    expect(key?.startsWith("\u0001")).toBe(true);
+    expect(key).not.toBe(shortKey([{ a: 1 }], ""));
+    expect(shortKey([{ a: 1 }], "1:")).not.toBe(shortKey([{ a: 1 }], ""));
+  });
+});
+
 /** JSON with sorted keys and -0 kept, to compare values independently of hashKey. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;

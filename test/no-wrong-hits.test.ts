@@ -22,6 +22,10 @@ const value = fc.oneof(
   primitive,
   fc.array(primitive, { maxLength: 3 }),
   fc.dictionary(fc.string(), primitive),
+  // JSON shapes take the short-key route too: nested, with holes, -0 and look-alike strings
+  fc.jsonValue({ maxDepth: 3 }),
+  fc.sparseArray(primitive, { maxLength: 3 }),
+  fc.dictionary(fc.constantFrom("a", "b", "__proto__"), fc.array(primitive, { maxLength: 2 })),
 );
 
 describe("never a wrong hit", () => {

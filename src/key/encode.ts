@@ -10,11 +10,13 @@
 import { types } from "node:util";
 import { HashSink } from "./hash-sink.js";
 import {
-  dataKeys,
+  dataValue,
   extraProperty,
   hasExtraProperties,
   isProxy,
+  NOT_DATA,
   objectProblem,
+  stringKeys,
   unexpectedProperty,
 } from "./shape.js";
 
@@ -486,16 +488,18 @@ function encodePlainObject(
   sink: Sink,
   ancestors: Set<object>,
 ): void {
-  const keys = dataKeys(value);
+  const keys = stringKeys(value);
   if (keys === undefined) throw refusePlainObject(value);
   keys.sort();
   ancestors.add(value);
   sink.byte(Tag.object);
   sink.u32(keys.length);
   for (const key of keys) {
+    const item = dataValue(value, key);
+    if (item === NOT_DATA) throw refusePlainObject(value);
     encodeString(key, sink);
     try {
-      encodeValue(value[key], sink, ancestors);
+      encodeValue(item, sink, ancestors);
     } catch (error) {
       throw at(error, propertySegment(key));
     }

@@ -23,21 +23,28 @@ const symbols = Object.getOwnPropertySymbols;
 const descriptor = Object.getOwnPropertyDescriptor;
 
 /**
- * The own keys of a plain object, unsorted, when every own property is an enumerable data property
- * with a string key; otherwise `undefined` (see `objectProblem` for which one is not).
+ * The own string keys of an object, unsorted, if it has no symbol-keyed property; otherwise
+ * `undefined`. Each key must then pass `dataValue`.
  */
-export function dataKeys(value: object): string[] | undefined {
-  const keys = names(value);
-  for (let i = 0; i < keys.length; i++) {
-    const property = descriptor(value, keys[i] as string);
-    if (property === undefined || property.enumerable !== true || !("value" in property)) {
-      return undefined;
-    }
-  }
-  return symbols(value).length === 0 ? keys : undefined;
+export function stringKeys(value: object): string[] | undefined {
+  return symbols(value).length === 0 ? names(value) : undefined;
 }
 
-/** Why `dataKeys(value)` refused: the first offending property and what is wrong with it. */
+/** What `dataValue` returns for a property that is not an enumerable data property. */
+export const NOT_DATA: unique symbol = Symbol("not an enumerable data property");
+
+/**
+ * The value of the own property `key` if it is an enumerable data property, else `NOT_DATA`.
+ * Read from its descriptor, so a getter never runs.
+ */
+export function dataValue(value: object, key: string): unknown {
+  const property = descriptor(value, key);
+  return property !== undefined && property.enumerable === true && "value" in property
+    ? property.value
+    : NOT_DATA;
+}
+
+/** Why `stringKeys` or `dataValue` refused a plain object: the first offending property and what is wrong with it. */
 export function objectProblem(
   value: object,
 ): { key: string | symbol; kind: "symbol" | "accessor" | "hidden" } | undefined {
