@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { HASH_HOOK, hashKey, UnhashableError } from "../src/index.js";
+import { cache, HASH_HOOK, hashKey, UnhashableError } from "../src/index.js";
 import { shortKey } from "../src/key/index.js";
 
 /** Pinned digests (KEYS.md). A change here is a change of the key format: bump its version. */
@@ -28,6 +28,18 @@ const vectors: [string, unknown, string][] = [
   ["[]", [], "c88bc876d03ebd629c907e9cbfe0591f2a5a9090a18f72bbec40d7a7ccf8c491"],
   ["[1]", [1], "1fd7c831350c1dd6c8ca242aff49d7bcca333a384074722bb669d555b314fe83"],
   ['[1, "1"]', [1, "1"], "a8290464f0c05bb6e9e86426e4f04d6d6e42c58df51f4f0f6c28ed37e07e6f62"],
+  [
+    "[undefined, 1]",
+    [undefined, 1],
+    "e0aeecbbbace947fc130d8539b4d87543f47baa08dd54b1b3f363fc05bdfdb0b",
+  ],
+  // biome-ignore lint/suspicious/noSparseArray: a hole has its own tag (0x0a)
+  ["[, 1]", [, 1], "2ef3aae19e1b8e4b50ab9e59609279bf6a19a4501f5e051b1a2ae2c854af8e98"],
+  [
+    "new Array(2)",
+    new Array(2),
+    "5c396c442f52eb8435c3947e49c4efa6163eacbbc03d0066c30b31c019e5f54f",
+  ],
   ["{}", {}, "c00fd0fd023b36c18093f1804f9552d2b77f40876016c8a1353d4bb1b63ad5ca"],
   [
     "{ a: 1, b: [true, null] }",
@@ -36,6 +48,11 @@ const vectors: [string, unknown, string][] = [
   ],
   ["new Date(0)", new Date(0), "712b6040e766589f9a97112d4c4defd86b0319cd883234ef841f0624bc714940"],
   ["/ab+c/gi", /ab+c/gi, "ab7890222a977c0840ef884ca174e825f68c70863bae537961a10931b0f3b627"],
+  [
+    "/a/g with lastIndex 2",
+    Object.assign(/a/g, { lastIndex: 2 }),
+    "4cc8dee1e053131f61f332c83d5ea247be2be8754396881f4a19105744628dfa",
+  ],
   [
     'new Map([["k", 1]])',
     new Map([["k", 1]]),
@@ -257,6 +274,105 @@ describe("hashKey properties", () => {
   });
 });
 
+describe("short in-memory keys for JSON-shaped values", () => {
+  /** The same value with every object's keys inserted in reverse order. */
+  const reversed = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(reversed);
+    if (value !== null && typeof value === "object") {
+      return Object.fromEntries(
+        Object.entries(value)
+          .reverse()
+          .map(([k, v]) => [k, reversed(v)]),
+      );
+    }
+    return value;
+  };
+  const json = fc.oneof(
+    fc.jsonValue(),
+    fc.dictionary(fc.constantFrom("a", "b", "0", "__proto__"), fc.jsonValue({ maxDepth: 2 })),
+  );
+
+  it("every JSON value gets one, and key order does not matter (property)", () => {
+    fc.assert(
+      fc.property(json, (value) => {
+        const key = shortKey([value], "");
+        expect(key).toBeDefined();
+        expect(shortKey([reversed(value)], "")).toBe(key);
+        expect(shortKey([structuredClone(value)], "")).toBe(key);
+      }),
+    );
+  });
+
+  it("agrees with hashKey on equality (property)", () => {
+    fc.assert(
+      fc.property(json, json, (a, b) => {
+        expect(shortKey([a], "") === shortKey([b], "")).toBe(hashKey([a]) === hashKey([b]));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("keeps what hashKey keeps apart", () => {
+    const distinct: unknown[] = [
+      { a: 1 },
+      { a: "1" },
+      { a: 1n },
+      { a: true },
+      { a: [1] },
+      { a: { 0: 1 } },
+      { a: -0 },
+      { a: 0 },
+      { a: null },
+      { a: undefined },
+      {},
+      { b: 1 },
+      [{ a: 1 }],
+      // biome-ignore lint/suspicious/noSparseArray: a hole is not undefined
+      [, { a: 1 }],
+      [undefined, { a: 1 }],
+      { a: "\ud800" },
+      { a: "\ufffd" },
+      { "a:": 1 },
+      { a: "s1:a" },
+      { ab: 1 },
+      { a: { b: 1 } },
+      { "a{1s1:b": 1 },
+    ];
+    const keys = distinct.map((value) => shortKey([value], ""));
+    expect(keys.every((key) => key !== undefined)).toBe(true);
+    expect(new Set(keys).size).toBe(distinct.length);
+    expect(new Set(distinct.map((value) => hashKey([value]))).size).toBe(distinct.length);
+  });
+
+  it("hands values past its bounds, and everything it does not know, to hashKey", () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = { a: deep };
+    expect(shortKey([deep], "")).toBeUndefined();
+    expect(() => hashKey([deep])).not.toThrow();
+    expect(shortKey([{ text: "x".repeat(20_000) }], "")).toBeUndefined();
+    expect(shortKey("x".repeat(20_000), "")).toBeUndefined();
+    expect(
+      shortKey(
+        Array.from({ length: 10_000 }, (_, i) => i),
+        "",
+      ),
+    ).toBeUndefined();
+    const cycle: { self?: unknown } = {};
+    cycle.self = cycle;
+    expect(shortKey([cycle], "")).toBeUndefined();
+    for (const other of [new Date(0), new Map(), new Uint8Array(1), () => 0, Symbol("s")]) {
+      expect(shortKey([{ a: other }], "")).toBeUndefined();
+    }
+  });
+
+  it("never equals a hex digest and carries its context", () => {
+    const key = shortKey([{ a: 1 }], "v1");
+    expect(key?.startsWith("\u0001")).toBe(true);
+    expect(key).not.toBe(shortKey([{ a: 1 }], ""));
+    expect(shortKey([{ a: 1 }], "1:")).not.toBe(shortKey([{ a: 1 }], ""));
+  });
+});
+
 /** JSON with sorted keys and -0 kept, to compare values independently of hashKey. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
@@ -334,5 +450,67 @@ describe("large binary values", () => {
     const text = "lorem ipsum ".repeat(100_000);
     expect(hashKey(text)).toBe(hashKey(`${text}`));
     expect(hashKey(text)).not.toBe(hashKey(`${text} `));
+  });
+});
+
+describe("values nested deeper than the encoder walks are refused, not a stack overflow", () => {
+  const chain = (depth: number, wrap: (inner: unknown) => unknown): unknown => {
+    let value: unknown = 1;
+    for (let i = 0; i < depth; i++) value = wrap(value);
+    return value;
+  };
+  class Link {
+    constructor(readonly next: unknown) {}
+    [HASH_HOOK]() {
+      return this.next;
+    }
+  }
+  const shapes: [string, (inner: unknown) => unknown, RegExp][] = [
+    ["objects", (inner) => ({ a: inner }), /^args\.a\.a\.a\.a/],
+    ["arrays", (inner) => [inner], /^args\[0\]\[0\]\[0\]/],
+    ["Maps", (inner) => new Map([["a", inner]]), /^args\.get\("a"\)\.get\("a"\)/],
+    ["Sets", (inner) => new Set([inner]), /^args\.<set item>\.<set item>/],
+    ["hook results", (inner) => new Link(inner), /^args\[Symbol\.for\("infercache\.hash"\)\]\(\)/],
+  ];
+
+  it.each(shapes)("for a 100k-deep chain of %s (was a RangeError)", (_label, wrap, path) => {
+    const deep = chain(100_000, wrap);
+    let caught: unknown;
+    try {
+      hashKey(deep, { root: "args" });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(UnhashableError);
+    const error = caught as UnhashableError;
+    expect(error.message).toMatch(/nested deeper than 1000 levels/);
+    expect(error.path).toMatch(path);
+    expect(error.path).toMatch(/…/);
+    expect(error.message.length).toBeLessThan(500);
+    expect(shortKey([deep], "")).toBeUndefined();
+  });
+
+  it("accepts 1000 levels and refuses 1001", () => {
+    expect(() => hashKey(chain(1000, (inner) => [inner]))).not.toThrow();
+    expect(() => hashKey(chain(999, (inner) => ({ a: inner })))).not.toThrow();
+    expect(() => hashKey(chain(1001, (inner) => [inner]))).toThrow(/deeper than 1000 levels/);
+  });
+
+  it("counts levels across a hook that calls hashKey itself", () => {
+    class Reentrant {
+      constructor(readonly next: unknown) {}
+      [HASH_HOOK]() {
+        return hashKey(this.next);
+      }
+    }
+    expect(() => hashKey(chain(100_000, (inner) => new Reentrant(inner)))).toThrow(UnhashableError);
+    expect(hashKey(1)).toBe("4f62b774ad6ae7db92cea67634b7ba8747131cda3173e928b0e99869080f053a");
+  });
+
+  it("refuses through cache(fn) with the argument's path", () => {
+    const cached = cache((value: unknown) => typeof value);
+    expect(() => cached(chain(100_000, (inner) => ({ a: inner })))).toThrow(
+      /cannot hash args\[0\]\.a\.a\.a.*…/,
+    );
   });
 });

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { KeyMemo } from "../src/cache/key-memo.js";
 import { Cache, cache, hashKey } from "../src/index.js";
+import { chatKey, completionKey, embeddingKey } from "../src/llm.js";
 
 const primitive = fc.oneof(
   fc.string({ maxLength: 300 }),
@@ -21,6 +22,10 @@ const value = fc.oneof(
   primitive,
   fc.array(primitive, { maxLength: 3 }),
   fc.dictionary(fc.string(), primitive),
+  // JSON shapes take the short-key route too: nested, with holes, -0 and look-alike strings
+  fc.jsonValue({ maxDepth: 3 }),
+  fc.sparseArray(primitive, { maxLength: 3 }),
+  fc.dictionary(fc.constantFrom("a", "b", "__proto__"), fc.array(primitive, { maxLength: 2 })),
 );
 
 describe("never a wrong hit", () => {
@@ -92,5 +97,44 @@ describe("never a wrong hit", () => {
     expect(memo.get([-0])).toBe("negative");
     memo.set([{}], "object");
     expect(memo.get([{}])).toBeUndefined();
+  });
+});
+
+describe("an own property named __proto__ is part of the key", () => {
+  // JSON.parse makes `__proto__` an own data property. Code that copies an object with
+  // `out[name] = value` hits the inherited setter instead: a primitive is dropped and an object
+  // replaces the copy's prototype.
+  const withPrimitive = () => JSON.parse('{"__proto__": 1}') as Record<string, unknown>;
+  const withObject = () => JSON.parse('{"__proto__": {"x": 1}}') as Record<string, unknown>;
+
+  it("cache(fn) computes { __proto__: 1 } and {} separately", () => {
+    let runs = 0;
+    const cached = cache((value: Record<string, unknown>) => {
+      runs++;
+      return Object.keys(value).length;
+    });
+    expect(cached(withPrimitive())).toBe(1);
+    expect(cached({})).toBe(0);
+    expect(cached(withPrimitive())).toBe(1);
+    expect(runs).toBe(2);
+  });
+
+  it("chatKey of two bodies differing only in an own __proto__ differs (withoutTransport dropped it)", () => {
+    const body = { model: "m", messages: [{ role: "user", content: "hi" }] };
+    const withProto = Object.assign(withPrimitive(), body);
+    expect(chatKey(withProto)).not.toBe(chatKey(body));
+    expect(completionKey(withProto)).not.toBe(completionKey(body));
+    expect(embeddingKey("m", "hi", withPrimitive())).not.toBe(embeddingKey("m", "hi", {}));
+  });
+
+  it("chatKey keys an own __proto__ holding an object (withoutTransport set the prototype)", () => {
+    const body = Object.assign(withObject(), { model: "m", messages: [] });
+    const other = Object.assign(JSON.parse('{"__proto__": {"x": 2}}'), {
+      model: "m",
+      messages: [],
+    });
+    expect(chatKey(body)).toBe(chatKey(Object.assign(withObject(), { model: "m", messages: [] })));
+    expect(chatKey(body)).not.toBe(chatKey(other));
+    expect(chatKey(body)).not.toBe(chatKey({ model: "m", messages: [] }));
   });
 });

@@ -10,6 +10,8 @@
  * silently turn a class instance into a plain object and replay the wrong type.
  */
 
+import { MAX_DEPTH } from "../key/index.js";
+
 export class NotSnapshotableError extends TypeError {
   override readonly name = "NotSnapshotableError";
   constructor(
@@ -29,10 +31,11 @@ export function snapshot<T>(value: T, root = "value"): T {
     }
     return value;
   }
-  return copy(value, root, new Map()) as T;
+  return copy(value, root, new Map(), 1) as T;
 }
 
-function copy(value: unknown, path: string, seen: Map<object, unknown>): unknown {
+/** `depth` counts the objects on the path, as hashKey does: deeper values are refused. */
+function copy(value: unknown, path: string, seen: Map<object, unknown>, depth: number): unknown {
   if (typeof value !== "object" || value === null) {
     if (typeof value === "function" || typeof value === "symbol") {
       throw new NotSnapshotableError(path, typeof value);
@@ -41,10 +44,14 @@ function copy(value: unknown, path: string, seen: Map<object, unknown>): unknown
   }
   const done = seen.get(value);
   if (done !== undefined) return done;
+  if (depth > MAX_DEPTH) {
+    throw new NotSnapshotableError(shorten(path), `nested deeper than ${MAX_DEPTH} levels`);
+  }
+  const next = depth + 1;
   if (Array.isArray(value)) {
     const out: unknown[] = new Array(value.length);
     seen.set(value, out);
-    for (let i = 0; i < value.length; i++) out[i] = copy(value[i], `${path}[${i}]`, seen);
+    for (let i = 0; i < value.length; i++) out[i] = copy(value[i], `${path}[${i}]`, seen, next);
     return out;
   }
   const proto = Object.getPrototypeOf(value) as unknown;
@@ -52,7 +59,10 @@ function copy(value: unknown, path: string, seen: Map<object, unknown>): unknown
     const out: Record<string, unknown> = proto === null ? Object.create(null) : {};
     seen.set(value, out);
     for (const key of Object.keys(value)) {
-      out[key] = copy((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+      const item = copy((value as Record<string, unknown>)[key], `${path}.${key}`, seen, next);
+      // `out.__proto__ = item` would call the inherited setter, not make an own property.
+      if (key === "__proto__") define(out, key, item);
+      else out[key] = item;
     }
     return out;
   }
@@ -72,18 +82,32 @@ function copy(value: unknown, path: string, seen: Map<object, unknown>): unknown
     const out = new Map<unknown, unknown>();
     seen.set(value, out);
     for (const [k, v] of value) {
-      out.set(copy(k, `${path}.<map key>`, seen), copy(v, `${path}.get(…)`, seen));
+      out.set(copy(k, `${path}.<map key>`, seen, next), copy(v, `${path}.get(…)`, seen, next));
     }
     return out;
   }
   if (value instanceof Set) {
     const out = new Set<unknown>();
     seen.set(value, out);
-    for (const item of value) out.add(copy(item, `${path}.<set item>`, seen));
+    for (const item of value) out.add(copy(item, `${path}.<set item>`, seen, next));
     return out;
   }
   const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
   throw new NotSnapshotableError(path, `instance of ${ctor || "anonymous class"}`);
+}
+
+/** A path of a thousand segments would make a thousand-segment message: keep its ends. */
+function shorten(path: string): string {
+  return path.length <= 80 ? path : `${path.slice(0, 60)}…${path.slice(-16)}`;
+}
+
+function define(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 function remember<T>(seen: Map<object, unknown>, from: object, to: T): T {

@@ -66,7 +66,10 @@ function requestKey(kind: string, request: Record<string, unknown>, scope: KeySc
 }
 
 function withoutTransport(request: Record<string, unknown>): Record<string, unknown> {
-  const kept: Record<string, unknown> = {};
+  // A null-prototype copy: on `{}`, `kept["__proto__"] = value` would call the inherited setter
+  // (dropping a primitive, replacing the prototype with an object) instead of keeping the field
+  // that JSON.parse made an own property. hashKey keys both prototypes alike.
+  const kept: Record<string, unknown> = Object.create(null);
   for (const [name, value] of Object.entries(request)) {
     if (!TRANSPORT_FIELDS.includes(name)) kept[name] = value;
   }
