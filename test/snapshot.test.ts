@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { cache, NotSnapshotableError, snapshot } from "../src/index.js";
+import { NotSnapshotableError, snapshot } from "../src/cache/snapshot.js";
+import { cache } from "../src/index.js";
 
 describe("snapshot keeps own properties exactly", () => {
   it("keeps an own __proto__ property holding a primitive (out[key] = value dropped it)", () => {

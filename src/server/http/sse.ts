@@ -17,7 +17,6 @@ export interface SseOptions {
 
 const encoder = new TextEncoder();
 
-
 export class SseChannel {
   readonly #queue: Uint8Array[] = [];
   #queued = 0;
