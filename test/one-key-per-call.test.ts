@@ -32,6 +32,15 @@ describe("one call, one key wherever it is shown", () => {
     expect(key).toBe(hashKey(["a secret prompt", 0.5], { context: "" }));
   });
 
+  it("an eviction from memory names the evicted call by the same key", () => {
+    const f = cache((prompt: string) => prompt.length, { maxSize: 1 });
+    const evicted: string[] = [];
+    f.cache.on("evict", (e) => evicted.push(e.key));
+    f("first secret prompt");
+    f("second");
+    expect(evicted).toEqual([f.cache.key("first secret prompt")]);
+  });
+
   it("with a version, the shown key carries it (and differs from the unversioned one)", () => {
     const g = (x: number) => x;
     const v1 = cache(g, { version: 1 });

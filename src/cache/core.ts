@@ -48,6 +48,11 @@ export class CacheCore<F extends object = object> implements SessionHolder {
   readonly #memo: KeyMemo | undefined;
   readonly #globalScope: Scope;
   readonly #evictHooks: ((event: StoreEvent) => void)[] = [];
+  /**
+   * The public key of entries written while someone listened to evictions, so an eviction of a
+   * short-keyed entry can name it (the short key itself holds argument text).
+   */
+  readonly #shownKeys = new WeakMap<Entry, string>();
   readonly #sessionHooks: ((id: string) => void)[] = [];
 
   constructor(options: CacheOptions, what: string, defaultNamespace: string | undefined) {
@@ -207,6 +212,9 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     entry: Entry,
     publicKey: () => string,
   ): boolean | Promise<boolean> {
+    if (isShortKey(key) && this.telemetry.events.has("evict")) {
+      this.#shownKeys.set(entry, publicKey());
+    }
     const sync = this.sync;
     if (sync !== undefined) {
       try {
@@ -324,9 +332,12 @@ export class CacheCore<F extends object = object> implements SessionHolder {
         return;
       }
       for (const hook of core.#evictHooks) hook(event);
-      // A short key cannot be shown (it holds argument text) nor turned back into its hash
-      // without the arguments: such evictions are counted and reported without a key.
-      core.telemetry.evicted(isShortKey(event.key) ? "" : event.key, event.scope, event.reason);
+      // A short key is never shown (it holds argument text): its public key was noted when the
+      // entry was written if someone listened then; otherwise it is reported as "".
+      const shown = isShortKey(event.key)
+        ? ((event.entry === undefined ? undefined : core.#shownKeys.get(event.entry)) ?? "")
+        : event.key;
+      core.telemetry.evicted(shown, event.scope, event.reason);
     });
   }
 }
