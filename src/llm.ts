@@ -40,7 +40,8 @@ export type {
 export { RequestError } from "./llm/protocol.js";
 export { chatProtocol, completionProtocol } from "./llm/protocols/chat.js";
 export { embeddingsProtocol, type ItemizedProtocol } from "./llm/protocols/embeddings.js";
-export { assemble, splitEvents, synthesize } from "./llm/sse.js";
+export { assembleExact, synthesizeExact } from "./llm/protocols/openai-convert.js";
+export { dataOf, eventTypes, splitEvents, sseFrame } from "./llm/sse.js";
 export {
   type Deadlines,
   fetchUpstream,

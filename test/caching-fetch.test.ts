@@ -81,7 +81,7 @@ describe("cachingFetch with the OpenAI SDK and the local llama engine", () => {
     expect(await raw()).toBe(await raw());
   });
 
-  it("serves a streamed request from a plain record, and a plain request from a streamed one", async () => {
+  it("serves a streamed request from a plain record", async () => {
     const fetch = cachingFetch();
     const openai = client(fetch);
     const plain = await openai.chat.completions.create(chat("plain first"));
@@ -92,17 +92,18 @@ describe("cachingFetch with the OpenAI SDK and the local llama engine", () => {
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     expect(response.headers.get("x-infercache")).toBe("hit");
     expect(text).toBe(plain.choices[0]?.message.content);
+  });
 
-    const streamed = await openai.chat.completions.create({
-      ...chat("stream first"),
-      stream: true,
-    });
-    let streamedText = "";
-    for await (const chunk of streamed) streamedText += chunk.choices[0]?.delta.content ?? "";
-    const fromStream = await openai.chat.completions.create(chat("stream first")).withResponse();
-    expect(fromStream.response.headers.get("x-infercache")).toBe("hit");
-    expect(fromStream.data.choices[0]?.message.content).toBe(streamedText);
-    expect(fromStream.data.choices[0]?.finish_reason).toBe("length");
+  it("never converts lossily: a stream without usage is no plain answer, so that is a miss", async () => {
+    const fetch = cachingFetch();
+    const openai = client(fetch);
+    const streamed = await openai.chat.completions.create({ ...chat("no usage"), stream: true });
+    for await (const _chunk of streamed) {
+      // drain
+    }
+    const plain = await openai.chat.completions.create(chat("no usage")).withResponse();
+    expect(plain.response.headers.get("x-infercache")).toBe("miss");
+    expect(plain.data.usage?.total_tokens).toBeGreaterThan(0);
   });
 
   it("text completions are cached too", async () => {

@@ -16,7 +16,7 @@ import type { Entry, FlightLease } from "../store/store.js";
 import type { Answer, ByteStream } from "./answer.js";
 import type { WholeCall } from "./call.js";
 import { type LlmPipeline, recordOf, responseHeaders } from "./pipeline.js";
-import type { AnswerRecord } from "./protocol.js";
+import { type AnswerRecord, NO_USAGE } from "./protocol.js";
 import { cacheHeaders } from "./render.js";
 import { StreamRecorder } from "./stream-recorder.js";
 import type { UpstreamResponse } from "./upstream.js";
@@ -49,14 +49,17 @@ export class Completion {
         // A store shared by processes: one of them calls the upstream, the others wait for it.
         const shared = await this.#shared(call);
         if (shared.record !== undefined) {
-          this.#pipeline.core.telemetry.report(
-            "coalesced",
-            call.key,
-            call.scope,
-            undefined,
-            undefined,
-          );
-          return this.#pipeline.render(call, shared.record, shared.entry, "coalesced");
+          const answer = this.#pipeline.render(call, shared.record, shared.entry, "coalesced");
+          if (answer !== undefined) {
+            this.#pipeline.core.telemetry.report(
+              "coalesced",
+              call.key,
+              call.scope,
+              undefined,
+              undefined,
+            );
+            return answer;
+          }
         }
         lease = shared.lease;
       }
@@ -138,7 +141,10 @@ export class Completion {
         pipeline.settle(id, pending);
         return this.#plainMiss(call, key, response, undefined);
       }
-      void this.#pump(call, key, id, pending, response.body, recorder);
+      // Never an unhandled rejection: whatever the upstream sent, the process must not fall.
+      this.#pump(call, key, id, pending, response.body, recorder).catch((error: unknown) =>
+        pipeline.core.telemetry.fail("record", error),
+      );
       pipeline.report(call, "miss", response.status, 0, 0);
       return {
         status: response.status,
@@ -245,7 +251,7 @@ export class Completion {
             status: 200,
             contentType: "text/event-stream",
             body: text,
-            usage: call.protocol.usage("sse", text),
+            usage: safeUsage(call.protocol, "sse", text),
           });
         }
       }
@@ -282,7 +288,7 @@ export class Completion {
       if (recorder.state !== "done" || !call.protocol.isCompleteStream(text)) {
         return this.#fetch(call, call.key, false, undefined);
       }
-      return pipeline.render(
+      const converted = pipeline.render(
         call,
         {
           protocol: call.protocol.name,
@@ -290,16 +296,18 @@ export class Completion {
           status: 200,
           contentType: "text/event-stream",
           body: text,
-          usage: call.protocol.usage("sse", text),
+          usage: safeUsage(call.protocol, "sse", text),
         },
         undefined,
         "coalesced",
       );
+      return converted ?? this.#fetch(call, call.key, false, undefined);
     }
     pending.hold.add(call.request.signal);
     const record = await pending.record;
-    if (record === undefined) return this.#fetch(call, call.key, false, undefined);
-    return pipeline.render(call, record, undefined, "coalesced");
+    const answer =
+      record === undefined ? undefined : pipeline.render(call, record, undefined, "coalesced");
+    return answer ?? this.#fetch(call, call.key, false, undefined);
   }
 }
 
@@ -350,8 +358,21 @@ function jsonRecord(
     status,
     contentType,
     body: text,
-    usage: protocol.usage("json", text),
+    usage: safeUsage(protocol, "json", text),
   };
+}
+
+/** A protocol's usage of an answer, or none when the answer's usage cannot be read. */
+function safeUsage(
+  protocol: WholeCall["protocol"],
+  format: AnswerRecord["format"],
+  text: string,
+): AnswerRecord["usage"] {
+  try {
+    return protocol.usage(format, text);
+  } catch {
+    return NO_USAGE;
+  }
 }
 
 function isOk(response: UpstreamResponse): boolean {

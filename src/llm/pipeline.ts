@@ -299,17 +299,21 @@ export class LlmPipeline {
     });
   }
 
-  /** The answer for a record, converted to what the call asked for; reports it. */
+  /**
+   * The answer for a record, converted to what the call asked for, and reported; `undefined` when
+   * the record cannot be turned into that form exactly (the caller then treats it as a miss).
+   */
   render(
     call: WholeCall,
     record: AnswerRecord,
     entry: Entry | undefined,
     outcome: Outcome,
-  ): Answer {
+  ): Answer | undefined {
+    const answer = renderRecord(this, call, record, entry, outcome);
+    if (answer === undefined) return undefined;
     if (outcome === "hit" && entry !== undefined) {
       this.core.telemetry.report("hit", call.key, call.scope, entry, undefined);
     }
-    const answer = renderRecord(this, call, record, entry, outcome);
     this.report(
       call,
       outcome,
@@ -333,7 +337,8 @@ export class LlmPipeline {
     const entry = await this.read(call.key, call);
     const record = entry === undefined ? undefined : recordOf(entry, call.protocol);
     if (entry !== undefined && record !== undefined) {
-      return { kind: "hit", answer: this.render(call, record, entry, "hit") };
+      const answer = this.render(call, record, entry, "hit");
+      if (answer !== undefined) return { kind: "hit", answer };
     }
     if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
     return { kind: "miss", call };
@@ -354,7 +359,8 @@ export class LlmPipeline {
         Entry,
         AnswerRecord,
       ];
-      return { kind: "hit", answer: this.render(call, record, entry, "hit") };
+      const answer = this.render(call, record, entry, "hit");
+      if (answer !== undefined) return { kind: "hit", answer };
     }
     if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
     // No single-flight: concurrent sampled calls are meant to produce different answers.

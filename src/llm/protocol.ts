@@ -95,10 +95,16 @@ export interface Protocol {
    * body is decoded as UTF-8 and kept as a `json` record when `isAnswer` says so.
    */
   record?(status: number, contentType: string, body: Uint8Array): AnswerRecord | undefined;
-  /** The plain answer a recorded stream adds up to. */
-  toJson(record: AnswerRecord): string;
-  /** The events that would have streamed a plain answer (each without its blank line). */
-  toStream(record: AnswerRecord, call: ParsedCall): string[];
+  /**
+   * The plain answer a recorded stream adds up to, or `undefined` when it cannot be converted
+   * exactly (then the request is a miss and the upstream is asked for the form it wants).
+   */
+  toJson(record: AnswerRecord): string | undefined;
+  /**
+   * The events that would have streamed a plain answer (each without its blank line), or
+   * `undefined` when they cannot carry it exactly.
+   */
+  toStream(record: AnswerRecord, call: ParsedCall): string[] | undefined;
   /** Usage of an answer (plain or streamed). */
   usage(format: AnswerRecord["format"], body: string): Usage;
   /** An error body in this API's shape. */

@@ -1,7 +1,7 @@
 /**
  * An answer from a stored record, in the form the request asked for: a recorded stream replayed
  * byte for byte (optionally paced), or converted by the protocol (a stream from a plain record,
- * a plain answer from a stream). Headers say what happened: `x-infercache` (hit, miss,
+ * a plain answer from a stream) — or `undefined` when the protocol cannot convert it exactly. Headers say what happened: `x-infercache` (hit, miss,
  * coalesced…), `x-infercache-key`, `Age` and `Server-Timing`.
  */
 
@@ -18,7 +18,7 @@ export function renderRecord(
   record: AnswerRecord,
   entry: Entry | undefined,
   outcome: Outcome,
-): Answer {
+): Answer | undefined {
   const stream = call.parsed.stream;
   const headers = cacheHeaders(call, outcome);
   if (entry !== undefined) {
@@ -42,6 +42,7 @@ export function renderRecord(
         };
       }
       const events = call.protocol.toStream(record, call.parsed);
+      if (events === undefined) return undefined;
       return {
         status: 200,
         headers,
@@ -49,11 +50,9 @@ export function renderRecord(
       };
     }
     headers["content-type"] = "application/json";
-    return {
-      status: record.format === "json" ? record.status : 200,
-      headers,
-      body: record.format === "json" ? (record.body as string) : call.protocol.toJson(record),
-    };
+    const body = record.format === "json" ? (record.body as string) : call.protocol.toJson(record);
+    if (body === undefined) return undefined;
+    return { status: record.format === "json" ? record.status : 200, headers, body };
   }
   headers["content-type"] = record.contentType;
   return { status: record.status, headers, body: record.body };

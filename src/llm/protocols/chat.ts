@@ -5,9 +5,9 @@
  * streams and the organization, project and beta headers.
  */
 
-import { type Json, parseJsonObject } from "../json-body.js";
+import { parseJsonObject } from "../json-body.js";
 import type { AnswerRecord, ParsedCall, Protocol, Usage } from "../protocol.js";
-import { assemble, synthesize } from "../sse.js";
+import { dataOf } from "../sse.js";
 import {
   includeUsage,
   isCompleteOpenAIStream,
@@ -20,6 +20,7 @@ import {
   openaiUsage,
   parseObject,
 } from "./openai.js";
+import { assembleExact, synthesizeExact } from "./openai-convert.js";
 
 export function completionsProtocol(kind: "chat" | "completion"): Protocol {
   const path = kind === "chat" ? "/chat/completions" : "/completions";
@@ -39,17 +40,20 @@ export function completionsProtocol(kind: "chat" | "completion"): Protocol {
         details: { includeUsage: stream && includeUsage(json) },
       };
     },
-    isCompleteStream: isCompleteOpenAIStream,
-    isAnswer: (body) => isOpenAIAnswer(body, "choices"),
-    toJson: (record: AnswerRecord) => JSON.stringify(assemble(kind, record.body as string)),
-    toStream: (record: AnswerRecord, call: ParsedCall) =>
-      synthesize(
-        kind,
-        parseObject(record.body as string) as Json,
-        call.details?.includeUsage === true,
-      ),
+    isCompleteStream: (text) => isCompleteOpenAIStream(text, kind),
+    isAnswer: (body) => isOpenAIAnswer(body, kind),
+    toJson(record: AnswerRecord) {
+      const answer = assembleExact(kind, record.body as string);
+      return answer === undefined ? undefined : JSON.stringify(answer);
+    },
+    toStream(record: AnswerRecord, call: ParsedCall) {
+      const answer = parseObject(record.body as string);
+      return answer === undefined
+        ? undefined
+        : synthesizeExact(kind, answer, call.details?.includeUsage === true);
+    },
     usage(format, body): Usage {
-      if (format === "sse") return openaiUsage(assemble(kind, body).usage);
+      if (format === "sse") return openaiUsage(lastUsage(body));
       return openaiUsage(parseObject(body)?.usage);
     },
     errorBody: openaiError,
@@ -58,3 +62,13 @@ export function completionsProtocol(kind: "chat" | "completion"): Protocol {
 
 export const chatProtocol: Protocol = completionsProtocol("chat");
 export const completionProtocol: Protocol = completionsProtocol("completion");
+
+/** The usage a recorded stream carried (its last chunk with one), without assembling it. */
+function lastUsage(text: string): unknown {
+  const payloads = dataOf(text);
+  for (let i = payloads.length - 1; i >= 0; i--) {
+    const chunk = parseObject(payloads[i] as string);
+    if (chunk?.usage !== undefined && chunk.usage !== null) return chunk.usage;
+  }
+  return undefined;
+}

@@ -89,28 +89,73 @@ export function modelOf(body: Json): string | undefined {
 }
 
 /**
- * A recorded stream is a whole answer when its last data is `[DONE]`, every other data payload
- * is a JSON object without an `error` field, and no event is typed `error`.
+ * A recorded stream is a whole answer when its last data is `[DONE]`, no event is typed
+ * `error`, and every other data payload is a well-formed chunk: a JSON object without an
+ * `error` field whose `choices` (when there) is an array of objects, none finishing with
+ * `"error"` — and at least one chunk has a choice (a bare `[DONE]` is no answer).
  */
-export function isCompleteOpenAIStream(text: string): boolean {
+export function isCompleteOpenAIStream(text: string, kind: "chat" | "completion"): boolean {
   if (eventTypes(text).includes("error")) return false;
   const payloads = dataOf(text);
   if (payloads.at(-1)?.trim() !== "[DONE]") return false;
+  let choices = 0;
   for (let i = 0; i < payloads.length - 1; i++) {
     const chunk = parseObject(payloads[i] as string);
     if (chunk === undefined || chunk.error !== undefined || chunk.object === "error") return false;
+    if (chunk.choices === undefined) continue;
+    if (!Array.isArray(chunk.choices)) return false;
+    for (const choice of chunk.choices as unknown[]) {
+      if (!wellFormedChoice(choice, kind, "delta")) return false;
+      choices++;
+    }
   }
-  return true;
+  return choices > 0;
 }
 
-/** A plain body is an answer when it is a JSON object without an error, holding `field`. */
-export function isOpenAIAnswer(body: string, field: string): boolean {
+/**
+ * A plain body is an answer when it is a JSON object without an error whose `choices` is a
+ * non-empty array of well-formed choices (none finished by an error).
+ */
+export function isOpenAIAnswer(body: string, kind: "chat" | "completion"): boolean {
   const json = parseObject(body);
-  return (
-    json !== undefined &&
-    json.error === undefined &&
-    json.object !== "error" &&
-    Array.isArray(json[field])
+  if (json === undefined || json.error !== undefined || json.object === "error") return false;
+  const choices = json.choices;
+  if (!Array.isArray(choices) || choices.length === 0) return false;
+  return choices.every((choice) => wellFormedChoice(choice, kind, "message"));
+}
+
+function wellFormedChoice(
+  choice: unknown,
+  kind: "chat" | "completion",
+  part: "delta" | "message",
+): boolean {
+  if (typeof choice !== "object" || choice === null || Array.isArray(choice)) return false;
+  const c = choice as Json;
+  if (c.finish_reason === "error") return false;
+  if (kind === "completion") return c.text === undefined || typeof c.text === "string";
+  const inner = c[part];
+  if (inner === undefined) return part === "delta";
+  if (typeof inner !== "object" || inner === null || Array.isArray(inner)) return false;
+  return wellFormedMessage(inner as Json);
+}
+
+/** The known fields of a message or delta have the types the API gives them (unknown ones pass). */
+function wellFormedMessage(message: Json): boolean {
+  for (const field of ["role", "content", "refusal", "reasoning_content", "reasoning"]) {
+    const value = message[field];
+    if (value !== undefined && value !== null && typeof value !== "string") return false;
+  }
+  const isObject = (value: unknown) =>
+    typeof value === "object" && value !== null && !Array.isArray(value);
+  const call = message.function_call;
+  if (call !== undefined && call !== null && !isObject(call)) return false;
+  const tools = message.tool_calls;
+  if (tools === undefined || tools === null) return true;
+  if (!Array.isArray(tools)) return false;
+  return tools.every(
+    (tool) =>
+      isObject(tool) &&
+      ((tool as Json).function === undefined || isObject((tool as Json).function)),
   );
 }
 
