@@ -150,6 +150,21 @@ describe("serve(): the request body", () => {
       "send the body as JSON with content-type: application/json, not none",
     );
   });
+
+  it("refuses keys that would set an object's prototype in code that copies it", async () => {
+    expect(
+      await refusal(await post('{"args":[[{"id":"a","__proto__":{"admin":true}}]]}', json)),
+    ).toBe(
+      "argument 1 of `embedAll`, at [0]: the key `__proto__` is refused, as code that copies the object would set its prototype; rename it",
+    );
+    expect(
+      await refusal(await post('{"args":[{"constructor":{"prototype":{"admin":true}}}]}', json)),
+    ).toBe(
+      "argument 1 of `embedAll`: the key `constructor` holding a `prototype` is refused, as code that merges the object would change a class; rename it",
+    );
+    const fine = await post('{"args":[[{"constructor":"ok"}]]}', json);
+    expect(((await fine.json()) as { result: number }).result).toBe(1);
+  });
 });
 
 describe("serve(): errors of the served function", () => {
