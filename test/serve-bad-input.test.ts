@@ -167,6 +167,18 @@ describe("serve(): the request body", () => {
   });
 });
 
+describe("serve(): options", () => {
+  it("refuses a body limit that is not a positive integer", async () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, "10"]) {
+      await expect(
+        serve({ functions: { classify }, bodyLimitBytes: bad as number }),
+      ).rejects.toThrow(
+        `Expected \`bodyLimitBytes\` to be a positive integer, got \`${String(bad)}\` (${typeof bad})`,
+      );
+    }
+  });
+});
+
 describe("serve(): errors of the served function", () => {
   it("answers a TypeError the function threw with a 500 that does not leak its message", async () => {
     failures.length = 0;

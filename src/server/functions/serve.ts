@@ -24,6 +24,7 @@
  */
 
 import type { Server } from "node:http";
+import { positiveInteger } from "../../base/validate.js";
 import type { Answer } from "../../llm/answer.js";
 import { header, type RawHeaders } from "../../llm/protocol.js";
 import { HttpError, json } from "../http/errors.js";
@@ -82,6 +83,10 @@ const CALL = "/call/";
 
 export async function serve(options: ServeFunctionsOptions): Promise<ServedApp> {
   const { functions } = options;
+  const bodyLimitBytes = positiveInteger(
+    options.bodyLimitBytes ?? 10 * 1024 * 1024,
+    "bodyLimitBytes",
+  );
   const signatures = new Map<string, Param[]>();
   for (const [name, spec] of Object.entries(options.params ?? {})) {
     if (!Object.hasOwn(functions, name))
@@ -128,7 +133,7 @@ export async function serve(options: ServeFunctionsOptions): Promise<ServedApp> 
     }
   };
   const served = nodeServer(handler, {
-    bodyLimitBytes: options.bodyLimitBytes ?? 10 * 1024 * 1024,
+    bodyLimitBytes,
     onError: (error) => {
       console.error("infercache: serve() failed to answer a request:", error);
       return errorAnswer(
