@@ -109,6 +109,76 @@ describe("serve(): $binary arguments", () => {
   });
 });
 
+describe("serve(): the request body", () => {
+  const post = (body: string, headers: Record<string, string>) =>
+    fetch(`${app.url}/call/embedAll`, { method: "POST", headers, body });
+  const json = { "content-type": "application/json" };
+
+  it("refuses a body that is not JSON", async () => {
+    for (const body of ['{"args":[1', "", "args=1"]) {
+      expect(await refusal(await post(body, json)), body).toBe(
+        'the body is not valid JSON; send { "args": [ ... ] }',
+      );
+    }
+    expect(await refusal(await post("[1]", json))).toBe(
+      'the body must be JSON like { "args": [ ... ] }',
+    );
+    const withCharset = await post('{"args":[[]]}', {
+      "content-type": "application/json; charset=utf-8",
+    });
+    expect(((await withCharset.json()) as { result: number }).result).toBe(0);
+  });
+
+  it("answers 415 to a body not sent as application/json", async () => {
+    for (const [type, named] of [
+      ["text/plain", "`text/plain`"],
+      ["application/x-www-form-urlencoded", "`application/x-www-form-urlencoded`"],
+      [`text/${"x".repeat(200)}`, "(a 205-character content type)"],
+    ] as const) {
+      const response = await post('{"args":[[]]}', { "content-type": type });
+      expect(response.status, type).toBe(415);
+      expect(((await response.json()) as { error: { message: string } }).error.message).toBe(
+        `send the body as JSON with content-type: application/json, not ${named}`,
+      );
+    }
+    const none = await fetch(`${app.url}/call/embedAll`, {
+      method: "POST",
+      body: new Uint8Array(Buffer.from('{"args":[[]]}')),
+    });
+    expect(none.status).toBe(415);
+    expect(((await none.json()) as { error: { message: string } }).error.message).toBe(
+      "send the body as JSON with content-type: application/json, not none",
+    );
+  });
+
+  it("refuses keys that would set an object's prototype in code that copies it", async () => {
+    expect(
+      await refusal(await post('{"args":[[{"id":"a","__proto__":{"admin":true}}]]}', json)),
+    ).toBe(
+      "argument 1 of `embedAll`, at [0]: the key `__proto__` is refused, as code that copies the object would set its prototype; rename it",
+    );
+    expect(
+      await refusal(await post('{"args":[{"constructor":{"prototype":{"admin":true}}}]}', json)),
+    ).toBe(
+      "argument 1 of `embedAll`: the key `constructor` holding a `prototype` is refused, as code that merges the object would change a class; rename it",
+    );
+    const fine = await post('{"args":[[{"constructor":"ok"}]]}', json);
+    expect(((await fine.json()) as { result: number }).result).toBe(1);
+  });
+});
+
+describe("serve(): options", () => {
+  it("refuses a body limit that is not a positive integer", async () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, "10"]) {
+      await expect(
+        serve({ functions: { classify }, bodyLimitBytes: bad as number }),
+      ).rejects.toThrow(
+        `Expected \`bodyLimitBytes\` to be a positive integer, got \`${String(bad)}\` (${typeof bad})`,
+      );
+    }
+  });
+});
+
 describe("serve(): errors of the served function", () => {
   it("answers a TypeError the function threw with a 500 that does not leak its message", async () => {
     failures.length = 0;

@@ -199,6 +199,26 @@ describe("serve({ functions })", () => {
     await gone;
   });
 
+  it("ends open session streams on close instead of waiting for their clients", async () => {
+    const other = await serve({ functions: { double: (x: number) => 2 * x } });
+    const events = await fetch(`${other.url}/session/events`, {
+      headers: { "x-session-id": "closing" },
+    });
+    const reader = (events.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('"session":"closing"');
+    await other.close();
+    // Ended by the server (the stream's last chunk), not cut by a drain timeout.
+    let ended = false;
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) {
+        ended = true;
+        break;
+      }
+    }
+    expect(ended).toBe(true);
+  });
+
   it("gives a URL with brackets when it listens on an IPv6 address", async ({ skip }) => {
     skip(!(await canListen("::1")), "this machine has no IPv6 loopback (::1)");
     const v6 = await serve({ functions: { double: (x: number) => 2 * x }, host: "::1" });

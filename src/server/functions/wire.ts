@@ -5,7 +5,9 @@
  *
  * Decoding is strict: a payload that is not base64, a type that is not a binary type or a byte
  * length that is not a whole number of elements is refused with an ArgumentError that names the
- * argument and the place inside it, never the payload.
+ * argument and the place inside it, never the payload. So are the keys a JSON parser leaves
+ * harmless but a copy does not (`__proto__`, and `constructor` holding a `prototype`), as
+ * Fastify's body parser refused them before `serve()` moved to node:http.
  */
 
 import { ArgumentError } from "./argument-error.js";
@@ -73,9 +75,22 @@ class Decoder {
     }
     const record = value as Record<string, unknown>;
     if (Object.hasOwn(record, "$binary")) return this.#binary(record);
-    // fromEntries defines properties: a "__proto__" key stays a plain key.
+    // fromEntries defines properties: a "__proto__" key stays a plain key here, but code that
+    // copies the object (Object.assign, a deep merge) would set a prototype with it.
     return Object.fromEntries(
       Object.entries(record).map(([key, item]) => {
+        if (key === "__proto__") {
+          this.#fail(
+            "the key `__proto__` is refused, as code that copies the object would set its prototype; rename it",
+          );
+        }
+        if (key === "constructor" && typeof item === "object" && item !== null) {
+          if (Object.hasOwn(item, "prototype")) {
+            this.#fail(
+              "the key `constructor` holding a `prototype` is refused, as code that merges the object would change a class; rename it",
+            );
+          }
+        }
         path.push(key);
         const decoded = this.decode(item, depth + 1);
         path.pop();

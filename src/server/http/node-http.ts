@@ -9,6 +9,7 @@
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import {
   type Answer,
   type ByteStream,
@@ -433,6 +434,36 @@ export async function serveFetchHandler(
         served.server.close(() => resolve());
       }),
     drain: (timeoutMs) => served.close(timeoutMs),
+  };
+}
+
+/**
+ * Makes a close end when the work does. node:http's `close()` closes the connections idle at
+ * that moment, then waits — up to `NodeServer.close`'s timeout — on two kinds it does not count
+ * idle: connections that never sent a request (a browser's preconnect, the spare one fetch opens
+ * after an aborted stream), and keep-alive ones whose response was still running and ends later.
+ * Returns what to call on close: it destroys the first kind now, and closes each of the others as
+ * soon as its response is out (and answers arriving meanwhile say `Connection: close`).
+ */
+export function closeWhenIdle(server: Server): () => void {
+  const unused = new Set<Socket>();
+  let closing = false;
+  const onFinish = () => {
+    // After node:http's own finish handling, which makes the connection idle.
+    if (closing) setImmediate(() => server.closeIdleConnections());
+  };
+  server.on("connection", (socket: Socket) => {
+    unused.add(socket);
+    socket.once("close", () => unused.delete(socket));
+  });
+  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    unused.delete(request.socket);
+    if (closing) response.shouldKeepAlive = false;
+    response.once("finish", onFinish);
+  });
+  return () => {
+    closing = true;
+    for (const socket of unused) socket.destroy();
   };
 }
 

@@ -22,6 +22,8 @@ export class SseChannel {
   #queued = 0;
   #closed = false;
   #wake: (() => void) | undefined;
+  /** Producers waiting for the client to take everything queued (`drained()`). */
+  readonly #drained: (() => void)[] = [];
   readonly #heartbeat: NodeJS.Timeout | undefined;
   readonly #maxBuffered: number;
   readonly #onClose = new Set<() => void>();
@@ -37,6 +39,20 @@ export class SseChannel {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Bytes queued that the client has not taken yet. */
+  get bufferedBytes(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Settles once the client has taken everything queued, or the channel closed: a producer that
+   * waits for it runs no faster than its client reads, its backlog no more than it sent since.
+   */
+  drained(): Promise<void> {
+    if (this.#queued === 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
   }
 
   /** Sends an event; false when the channel is closed (or was just dropped as too slow). */
@@ -55,6 +71,7 @@ export class SseChannel {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     this.#wake?.();
+    this.#settleDrained();
     for (const listener of this.#onClose) listener();
     this.#onClose.clear();
   }
@@ -70,6 +87,7 @@ export class SseChannel {
             const next = channel.#queue.shift();
             if (next !== undefined) {
               channel.#queued -= next.byteLength;
+              if (channel.#queued === 0) channel.#settleDrained();
               yield next;
               continue;
             }
@@ -84,6 +102,10 @@ export class SseChannel {
         }
       },
     };
+  }
+
+  #settleDrained(): void {
+    for (const resolve of this.#drained.splice(0)) resolve();
   }
 
   #push(text: string): boolean {
