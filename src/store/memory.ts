@@ -7,15 +7,22 @@
  * quota, session entries are also on their session's own list (what the quota evicts). The second
  * list is kept only then, because every list an entry is on costs a hit more pointer writes to
  * other entries' memory. Touching an entry is a handful of pointer writes: a hit costs tens of
- * nanoseconds. An entry bigger
- * than the whole budget is refused rather than flushing the cache (Gradio and llama-cpp-python
- * empty the cache for it).
+ * nanoseconds. An entry bigger than the whole budget is refused rather than flushing the cache
+ * (Gradio and llama-cpp-python empty the cache for it).
+ *
+ * `maxMemory` bounds what the entries keep alive, not only what they weigh: a value is stored
+ * through `unpin` (base/unpin.ts), once, at set time. Its strings become equal flat copies (a
+ * slice of a big string would keep the big string), and a small view of a big buffer is stored
+ * as a copy of its window, the plain containers leading to it copied too, so the caller's value
+ * is never changed. A hit returns the stored value itself: the result as it was returned, or
+ * that copy.
  */
 
 import { type Clock, systemClock } from "../base/clock.js";
 import { type Duration, parseDuration } from "../base/duration.js";
 import { estimateBytes } from "../base/estimate-bytes.js";
 import { parseSize, type Size } from "../base/size.js";
+import { flattenInPlace, unpin } from "../base/unpin.js";
 import { nonNegativeInteger } from "../base/validate.js";
 import {
   type ClearScope,
@@ -42,6 +49,25 @@ export interface MemoryStoreOptions {
   maxMemoryPerSession?: Size;
   /** Source of time for expiry. @default Date.now */
   clock?: Clock;
+}
+
+/**
+ * The entry to keep for `entry`: its value and raw key with nothing pinned beyond themselves
+ * (base/unpin.ts), in a new entry object only when one of them had to be replaced.
+ */
+function unpinEntry(entry: Entry): Entry {
+  const value = unpin(entry.value);
+  const rawKey = entry.rawKey === undefined ? undefined : unpin(entry.rawKey);
+  // A string copy is equal (===) to the original: strings are always replaced.
+  const same =
+    value === entry.value &&
+    rawKey === entry.rawKey &&
+    typeof value !== "string" &&
+    typeof rawKey !== "string";
+  if (same) return entry;
+  const kept: Entry = { ...entry, value };
+  if (rawKey !== undefined) kept.rawKey = rawKey;
+  return kept;
 }
 
 /**
@@ -157,7 +183,10 @@ export class MemoryStore implements Store, SyncStore {
   }
 
   setSync(key: string, scope: Scope, entry: Entry): SetOutcome {
-    entry = withDefaultTtl(entry, this.ttl);
+    entry = unpinEntry(withDefaultTtl(entry, this.ttl));
+    // The cache layer's keys are concatenations that may hold a sliced argument. Flattened in
+    // place, not copied: hits find the entry with this very string, a pointer compare.
+    flattenInPlace(key);
     const bytes = this.#measure(key, entry);
     const sessionBudget = scope.session === undefined ? 0 : this.maxMemoryPerSession;
     if (
