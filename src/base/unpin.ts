@@ -214,8 +214,9 @@ class Unpinner {
       const item = record[key];
       if (typeof item === "string") {
         if (item.length < MIN_PINNING_LENGTH) continue;
-        if (writableData(value, key)) record[key] = this.#string(item);
-        else unpinInPlace(item);
+        if (!(writableData(value, key) && write(record, key, this.#string(item)))) {
+          unpinInPlace(item);
+        }
       } else if (typeof item === "object" && item !== null) {
         const replaced = this.visit(item);
         if (replaced !== item && plain && dataProperty(value, key)) {
@@ -255,6 +256,16 @@ function isOpaque(value: object): boolean {
     value instanceof WeakMap ||
     value instanceof WeakSet
   );
+}
+
+/** Writes an equal string back; false where an exotic object refuses (a module namespace). */
+function write(record: Record<string, unknown>, key: string, item: string): boolean {
+  try {
+    record[key] = item;
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function writableData(value: object, key: string | number): boolean {
