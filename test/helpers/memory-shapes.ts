@@ -13,19 +13,19 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { Cache, cache } from "../../src/index.js";
+import { Cache, cache, MemoryStore } from "../../src/index.js";
 
 export interface Shape {
   name: string;
   /** One line for the table in BENCHMARKS.md. */
   description: string;
   /** Which API writes it: `cache(fn)` (the value is `fn(i)`) or `Cache.set(key(i), { value })`. */
-  api: "cache(fn)" | "Cache";
+  api: "cache(fn)" | "Cache" | "MemoryStore";
   /** The value for call i (`cache(fn)`: given `arg(i)` when there is one). */
   make(i: number, arg?: unknown): unknown;
   /** The argument of call i to `cache(fn)` (the default: `i`). */
   arg?(i: number): unknown;
-  /** The manual Cache's key for call i (the default: `i`). */
+  /** The manual Cache's or MemoryStore's key for call i (the default: `i`, `k<i>`). */
   key?(i: number): unknown;
   /** Drops what the maker itself holds between calls, before the heap is measured. */
   reset?(): void;
@@ -63,8 +63,11 @@ function batchView(i: number): Float32Array {
   return batch.subarray(at, at + 16);
 }
 
-/** A fresh string of 16 KiB per call, for arguments (the cache holds ~10^5 of those). */
+/** 200 characters of a fresh 16 KiB string: for keys, of which the cache holds ~10^5. */
 const SMALL_FILLER = "x".repeat(16 * 1024);
+function sliceOf16k(i: number): string {
+  return `${HEAD}${i}:${SMALL_FILLER}`.slice(HEAD.length - 16, HEAD.length - 16 + 200);
+}
 
 function uniqueNames(i: number, count: number): Record<string, number> {
   const out: Record<string, number> = {};
@@ -209,8 +212,15 @@ export const shapes: Shape[] = [
     name: "slice as a cache(fn) argument",
     description: "`f(big.slice(a, a + 200))`, `big` a fresh 16 KiB string per call",
     api: "cache(fn)",
-    arg: (i) => `${HEAD}${i}:${SMALL_FILLER}`.slice(HEAD.length - 16, HEAD.length - 16 + 200),
+    arg: sliceOf16k,
     make: (_, arg) => (arg as string).length,
+  },
+  {
+    name: "slice inside a store key",
+    description: "MemoryStore keys built as the cache layer builds them: `prefix + slice`",
+    api: "MemoryStore",
+    key: (i) => `\u00015:shape[1s200:${sliceOf16k(i)}`,
+    make: (i) => i,
   },
   {
     name: "small view of a big buffer",
@@ -390,6 +400,23 @@ async function fill(
       if (capacity !== undefined && writes >= traffic * capacity) break;
     }
     return { writes, stats: fn.cache.stats(), keep: fn };
+  }
+  if (shape.api === "MemoryStore") {
+    const store = new MemoryStore(options);
+    const scope = { namespace: "shapes" };
+    let evictions = 0;
+    store.subscribe(() => {
+      evictions++;
+    });
+    for (let i = offset; writes < maxWrites; i++) {
+      const key = shape.key === undefined ? `k${i}` : (shape.key(i) as string);
+      store.setSync(key, scope, { value: shape.make(i), createdAt: Date.now() });
+      writes++;
+      if (capacity === undefined && evictions > 0) capacity = writes;
+      if (capacity !== undefined && writes >= traffic * capacity) break;
+    }
+    const stats = { entries: store.count, bytes: store.bytes, evictions, rejected: 0 };
+    return { writes, stats, keep: store };
   }
   const manual = new Cache<{ value: unknown }>(options);
   for (let i = offset; writes < maxWrites; i++) {
