@@ -43,6 +43,16 @@ export function unpin<T>(value: T): T {
   return new Unpinner().visit(value) as T;
 }
 
+/**
+ * Whether `value` may pin more than it weighs: an object (which `unpin` walks) or a string long
+ * enough to be a slice or a concatenation. Numbers, booleans and short strings never do.
+ */
+export function mayPin(value: unknown): boolean {
+  return typeof value === "object"
+    ? value !== null
+    : typeof value === "string" && value.length >= MIN_PINNING_LENGTH;
+}
+
 /** An equal string that pins no other string: a fresh copy when `value` could be a slice. */
 export function unpinString(value: string): string {
   const length = value.length;

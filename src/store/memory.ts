@@ -22,7 +22,7 @@ import { type Clock, systemClock } from "../base/clock.js";
 import { type Duration, parseDuration } from "../base/duration.js";
 import { estimateBytes } from "../base/estimate-bytes.js";
 import { parseSize, type Size } from "../base/size.js";
-import { flattenInPlace, unpin } from "../base/unpin.js";
+import { flattenInPlace, mayPin, unpin } from "../base/unpin.js";
 import { nonNegativeInteger } from "../base/validate.js";
 import {
   type ClearScope,
@@ -58,12 +58,12 @@ export interface MemoryStoreOptions {
 function unpinEntry(entry: Entry): Entry {
   const value = unpin(entry.value);
   const rawKey = entry.rawKey === undefined ? undefined : unpin(entry.rawKey);
-  // A string copy is equal (===) to the original: strings are always replaced.
+  // A string's copy is equal (===) to it: strings that may pin are always replaced.
   const same =
     value === entry.value &&
     rawKey === entry.rawKey &&
-    typeof value !== "string" &&
-    typeof rawKey !== "string";
+    !(typeof value === "string" && mayPin(value)) &&
+    !(typeof rawKey === "string" && mayPin(rawKey));
   if (same) return entry;
   const kept: Entry = { ...entry, value };
   if (rawKey !== undefined) kept.rawKey = rawKey;
@@ -183,10 +183,8 @@ export class MemoryStore implements Store, SyncStore {
   }
 
   setSync(key: string, scope: Scope, entry: Entry): SetOutcome {
-    entry = unpinEntry(withDefaultTtl(entry, this.ttl));
-    // The cache layer's keys are concatenations that may hold a sliced argument. Flattened in
-    // place, not copied: hits find the entry with this very string, a pointer compare.
-    flattenInPlace(key);
+    entry = withDefaultTtl(entry, this.ttl);
+    if (mayPin(entry.value) || entry.rawKey !== undefined) entry = unpinEntry(entry);
     const bytes = this.#measure(key, entry);
     const sessionBudget = scope.session === undefined ? 0 : this.maxMemoryPerSession;
     if (
@@ -222,6 +220,9 @@ export class MemoryStore implements Store, SyncStore {
       } else {
         node = new Node(key, partition, entry, bytes);
       }
+      // The cache layer's keys are concatenations that may hold a sliced argument. Flattened in
+      // place, not copied: hits find the entry with this very string, a pointer compare.
+      flattenInPlace(key);
       target.map.set(key, node);
       this.#append(node);
       this.#resize(node, bytes, true);
