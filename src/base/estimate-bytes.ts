@@ -13,7 +13,7 @@
  *   property. A shape is counted once per distinct name list within the value (an array of 1,000
  *   records of one shape pays it once), names included.
  * - Dictionary mode. V8 keeps objects with many properties added by keyed stores, and objects
- *   without a prototype, as hash tables (~50 bytes a property). Whether an object is one cannot be
+ *   without a prototype, as hash tables (~60 bytes a property). Whether an object is one cannot be
  *   told from JavaScript, so every object with more than 16 properties, or a null prototype, is
  *   counted as one.
  * - Growth room: arrays grown by `push` hold up to half their length again, hash tables (Map,
@@ -21,9 +21,10 @@
  *
  * It errs on the high side: an estimate that is too low lets a bounded cache outgrow its budget
  * (Gradio counts a dataclass holding a 10 kB string as 56 bytes), one that is a little high only
- * leaves room unused. It does not see what a value pins beyond itself (the parent of a sliced
- * string, the rest of a buffer under a small view is counted): `unpin` (base/unpin.ts) removes
- * those pins before a store measures.
+ * leaves room unused. One thing it cannot see is the parent string a slice keeps alive (no
+ * JavaScript API tells a slice apart): MemoryStore first stores values through `unpin`
+ * (base/unpin.ts), which copies such strings, and small views of big buffers, so that what is
+ * measured here is what is kept.
  */
 
 const SLOT = 8;
