@@ -210,7 +210,8 @@ export const shapes: Shape[] = [
   },
   {
     name: "slice as a cache(fn) argument",
-    description: "`f(big.slice(a, a + 200))`, `big` a fresh 16 KiB string per call",
+    description:
+      "`f(big.slice(a, a + 200))`, `big` a fresh 16 KiB string per call (the cache layer's key memo keeps up to 4,096 arguments as they are)",
     api: "cache(fn)",
     arg: sliceOf16k,
     make: (_, arg) => (arg as string).length,
