@@ -1,63 +1,54 @@
 /**
- * Does `maxMemory` hold? Fills a `maxMemory: "64mb"` cache with twice that in mixed typed arrays,
- * strings and objects, then compares the estimate with the measured heap growth (V8 heap plus
- * ArrayBuffer memory, after a full GC). Runs in its own process: `node --expose-gc`.
+ * Does `maxMemory` hold, whatever the values look like? For each shape of
+ * `test/helpers/memory-shapes.ts` (objects with unique property names, dictionary-mode objects,
+ * slices of big strings, views of big buffers, …), a fresh process under `node --expose-gc`
+ * fills a `maxMemory: "64mb"`, `maxSize: 0` cache with 10x its budget of traffic and reports
+ * what the cache accounts (`stats().bytes`) next to the measured heap growth (V8 heap used plus
+ * ArrayBuffer memory, after full GCs).
+ *
+ * `node --import tsx bench/max-memory.ts [--budget BYTES] [--traffic N] [--only NAME,NAME]`
+ * prints a JSON array of results, one per shape, in the shapes' order.
  */
-import { Cache } from "../src/index.js";
+import { fileURLToPath } from "node:url";
+import { measureInChild, type ShapeResult, shapes } from "../test/helpers/memory-shapes.js";
 
-const budget = 64 * 1024 * 1024;
+/** Children at once: each measures its own heap, so sharing the CPU does not skew them. */
+const PARALLEL = 2;
 
-function heap(): number {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error("run with node --expose-gc");
-  for (let i = 0; i < 3; i++) gc();
-  const usage = process.memoryUsage();
-  return usage.heapUsed + usage.arrayBuffers;
+export interface MaxMemoryOptions {
+  budgetBytes?: number;
+  traffic?: number;
+  only?: string[];
 }
 
-async function main(): Promise<void> {
-  const before = heap();
-  const c = new Cache<{ value: unknown }>({ maxSize: 0, maxMemory: "64mb" });
-  let written = 0;
-  let i = 0;
-  while (written < 2 * budget) {
-    let value: unknown;
-    switch (i % 3) {
-      case 0:
-        value = new Float32Array(2048 + (i % 7) * 512); // 8–20 KiB tensors
-        written += (value as Float32Array).byteLength;
-        break;
-      case 1:
-        value = `generated text ${i} `.repeat(200 + (i % 5) * 50); // ~4–9 KB strings
-        written += (value as string).length;
-        break;
-      default: {
-        const items = Array.from({ length: 40 }, (_, j) => ({
-          label: `class-${j}`,
-          score: j / 40,
-          id: i * 40 + j,
-        }));
-        value = { items, model: "resnet", latencyMs: i * 0.5 };
-        written += 40 * 48;
-      }
+export async function maxMemoryRun(options: MaxMemoryOptions = {}): Promise<ShapeResult[]> {
+  const budget = options.budgetBytes ?? 64 * 1024 * 1024;
+  const traffic = options.traffic ?? 10;
+  const names = shapes.map((s) => s.name).filter((n) => options.only?.includes(n) ?? true);
+  const results: ShapeResult[] = new Array(names.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const index = next++;
+      results[index] = await measureInChild(names[index] as string, budget, traffic);
     }
-    await c.set(`input-${i}`, { value });
-    i++;
-  }
-  const after = heap();
-  const stats = c.stats();
-  const growth = after - before;
-  console.log(
-    JSON.stringify({
-      budgetBytes: budget,
-      writtenBytes: written,
-      entries: stats.entries,
-      estimateBytes: stats.bytes,
-      heapGrowthBytes: growth,
-      growthOverBudget: growth / budget,
-      evictions: stats.evictions,
-    }),
-  );
+  };
+  await Promise.all(Array.from({ length: PARALLEL }, worker));
+  return results;
 }
 
-await main();
+const isMain = process.argv[1] === fileURLToPath(import.meta.url);
+if (isMain) {
+  const flag = (name: string) => {
+    const at = process.argv.indexOf(name);
+    return at === -1 ? undefined : process.argv[at + 1];
+  };
+  const budget = flag("--budget");
+  const traffic = flag("--traffic");
+  const only = flag("--only");
+  const options: MaxMemoryOptions = {};
+  if (budget !== undefined) options.budgetBytes = Number(budget);
+  if (traffic !== undefined) options.traffic = Number(traffic);
+  if (only !== undefined) options.only = only.split(",");
+  console.log(JSON.stringify(await maxMemoryRun(options), null, 2));
+}

@@ -7,15 +7,22 @@
  * quota, session entries are also on their session's own list (what the quota evicts). The second
  * list is kept only then, because every list an entry is on costs a hit more pointer writes to
  * other entries' memory. Touching an entry is a handful of pointer writes: a hit costs tens of
- * nanoseconds. An entry bigger
- * than the whole budget is refused rather than flushing the cache (Gradio and llama-cpp-python
- * empty the cache for it).
+ * nanoseconds. An entry bigger than the whole budget is refused rather than flushing the cache
+ * (Gradio and llama-cpp-python empty the cache for it).
+ *
+ * `maxMemory` bounds what the entries keep alive, not only what they weigh: a value is stored
+ * through `unpin` (base/unpin.ts), once, at set time. Its strings become equal flat copies (a
+ * slice of a big string would keep the big string), and a small view of a big buffer is stored
+ * as a copy of its window, the plain containers leading to it copied too, so the caller's value
+ * is never changed. A hit returns the stored value itself: the result as it was returned, or
+ * that copy.
  */
 
 import { type Clock, systemClock } from "../base/clock.js";
 import { type Duration, parseDuration } from "../base/duration.js";
 import { estimateBytes } from "../base/estimate-bytes.js";
 import { parseSize, type Size } from "../base/size.js";
+import { flattenInPlace, mayPin, unpin } from "../base/unpin.js";
 import { nonNegativeInteger } from "../base/validate.js";
 import {
   type ClearScope,
@@ -44,8 +51,32 @@ export interface MemoryStoreOptions {
   clock?: Clock;
 }
 
-/** Bytes of bookkeeping per entry: list node, Map slot and entry object. */
-const ENTRY_OVERHEAD = 192;
+/**
+ * The entry to keep for `entry`: its value and raw key with nothing pinned beyond themselves
+ * (base/unpin.ts), in a new entry object only when one of them had to be replaced.
+ */
+function unpinEntry(entry: Entry): Entry {
+  const value = unpin(entry.value);
+  const rawKey = entry.rawKey === undefined ? undefined : unpin(entry.rawKey);
+  // A string's copy is equal (===) to it: strings that may pin are always replaced.
+  const same =
+    value === entry.value &&
+    rawKey === entry.rawKey &&
+    !(typeof value === "string" && mayPin(value)) &&
+    !(typeof rawKey === "string" && mayPin(rawKey));
+  if (same) return entry;
+  const kept: Entry = { ...entry, value };
+  if (rawKey !== undefined) kept.rawKey = rawKey;
+  return kept;
+}
+
+/**
+ * Bytes of bookkeeping per entry, measured: list node (88), Map slot at the table's emptiest (56),
+ * entry object (64) and its two heap-number times (32).
+ */
+const ENTRY_OVERHEAD = 240;
+/** A key's string header, and the cons string in front of it (the cache layer's keys). */
+const KEY_OVERHEAD = 24 + 32;
 
 class Node {
   prev: Node | undefined = undefined;
@@ -153,6 +184,7 @@ export class MemoryStore implements Store, SyncStore {
 
   setSync(key: string, scope: Scope, entry: Entry): SetOutcome {
     entry = withDefaultTtl(entry, this.ttl);
+    if (mayPin(entry.value) || entry.rawKey !== undefined) entry = unpinEntry(entry);
     const bytes = this.#measure(key, entry);
     const sessionBudget = scope.session === undefined ? 0 : this.maxMemoryPerSession;
     if (
@@ -188,6 +220,9 @@ export class MemoryStore implements Store, SyncStore {
       } else {
         node = new Node(key, partition, entry, bytes);
       }
+      // The cache layer's keys are concatenations that may hold a sliced argument. Flattened in
+      // place, not copied: hits find the entry with this very string, a pointer compare.
+      flattenInPlace(key);
       target.map.set(key, node);
       this.#append(node);
       this.#resize(node, bytes, true);
@@ -304,7 +339,7 @@ export class MemoryStore implements Store, SyncStore {
 
   #measure(key: string, entry: Entry): number {
     // Keys are short: count them at two bytes a character instead of scanning them.
-    let bytes = ENTRY_OVERHEAD + 24 + 2 * key.length + estimateBytes(entry.value);
+    let bytes = ENTRY_OVERHEAD + KEY_OVERHEAD + 2 * key.length + estimateBytes(entry.value);
     if (entry.rawKey !== undefined && entry.rawKey !== key) bytes += estimateBytes(entry.rawKey);
     return bytes;
   }
