@@ -6,14 +6,13 @@
  * that pins more than it weighs.
  */
 import { describe, expect, it } from "vitest";
+import { estimateBytes } from "../src/base/estimate-bytes.js";
 import { unpin } from "../src/base/unpin.js";
-import { estimateBytes, MemoryStore } from "../src/index.js";
+import { MemoryStore } from "../src/index.js";
 import { measureInChild, type ShapeResult, shapes } from "./helpers/memory-shapes.js";
 
 const BUDGET = 8 * 1024 * 1024;
 const TRAFFIC = 10;
-/** Shapes whose bound needs the cache layer's key memo to copy its keys (src/cache/key-memo.ts). */
-const CACHE_LAYER = new Set(["slice as a cache(fn) argument"]);
 
 /** At most this many children at once: each measures its own heap, CPU time does not matter. */
 let running = 0;
@@ -31,7 +30,6 @@ async function measured(shape: string): Promise<ShapeResult> {
 
 describe("maxMemory holds: heap growth within 125% of an 8 MiB budget written 10x over", () => {
   for (const shape of shapes) {
-    if (CACHE_LAYER.has(shape.name)) continue;
     it.concurrent(`${shape.name}: ${shape.description}`, { timeout: 180_000 }, async () => {
       const result = await measured(shape.name);
       // The budget was really filled and turned over, not refused or left empty.

@@ -12,6 +12,8 @@
  * dropped whole when it reaches its limit, which bounds it without per-entry bookkeeping.
  */
 
+import { unpinInPlace } from "../base/unpin.js";
+
 const NEGATIVE_ZERO = Symbol("-0");
 const MAX_STRING_LENGTH = 256;
 const MAX_ARITY = 8;
@@ -45,6 +47,12 @@ export class KeyMemo {
     const n = args.length;
     if (n > MAX_ARITY) return;
     for (let i = 0; i < n; i++) if (!memoisable(args[i])) return;
+    // A string sliced from a big one would keep its parent alive in the memo's Maps: make it
+    // its own flat string (in place, so lookups with the caller's string still compare fast).
+    for (let i = 0; i < n; i++) {
+      const arg = args[i];
+      if (typeof arg === "string") unpinInPlace(arg);
+    }
     if (this.#size >= this.#limit) this.clear();
     this.#size++;
     if (n === 0) {

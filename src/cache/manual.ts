@@ -12,6 +12,7 @@
 
 import { type Duration, parseDuration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
+import { unpinInPlace } from "../base/unpin.js";
 import { RadixTree, type Sequence } from "../prefix/radix-tree.js";
 import type { Entry, Scope } from "../store/store.js";
 import { runComputation } from "./computation.js";
@@ -219,8 +220,10 @@ export class Cache<F extends object = Record<string, unknown>> {
     const ttl = options?.ttl === undefined ? undefined : parseDuration(options.ttl, "ttl");
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
-    // Keep our own copy of a token array: the caller may reuse its array.
+    // Keep our own copy of a token array: the caller may reuse its array. A string key the
+    // prefix index keeps is unpinned (a slice would keep its parent alive there).
     const rawKey = isTokenArray(key) ? (key as number[] | Uint32Array).slice() : key;
+    if (typeof rawKey === "string") unpinInPlace(rawKey);
     const value = core.clone ? snapshot(fields, "fields") : fields;
     const stored = await core.write(
       storeKey,

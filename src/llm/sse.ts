@@ -4,8 +4,6 @@
  * decide whether it is a whole answer and to convert it (`protocols/openai-convert.ts`).
  */
 
-type Json = Record<string, unknown>;
-
 /**
  * One server-sent event: an optional `event:` line and the data split into `data:` lines, with
  * the blank line that ends it. The one framing every event stream of the project writes (the
