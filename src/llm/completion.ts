@@ -142,7 +142,7 @@ export class Completion {
         return this.#plainMiss(call, key, response, undefined);
       }
       // Never an unhandled rejection: whatever the upstream sent, the process must not fall.
-      this.#pump(call, key, id, pending, response.body, recorder).catch((error: unknown) =>
+      this.#pump(call, key, id, pending, response, recorder).catch((error: unknown) =>
         pipeline.core.telemetry.fail("record", error),
       );
       pipeline.report(call, "miss", response.status, 0, 0);
@@ -202,8 +202,9 @@ export class Completion {
     }
     const protocol = call.protocol;
     const contentType = header(response, "content-type") ?? "application/json";
-    const record: AnswerRecord | undefined =
-      protocol.record !== undefined
+    const record: AnswerRecord | undefined = forbidsStoring(response)
+      ? undefined
+      : protocol.record !== undefined
         ? protocol.record(response.status, contentType, bytes)
         : jsonRecord(protocol, response.status, contentType, bytes.toString("utf8"));
     flight?.settleRecord(record);
@@ -227,10 +228,11 @@ export class Completion {
     key: string,
     id: string,
     pending: Pending,
-    body: ByteStream,
+    response: UpstreamResponse,
     recorder: StreamRecorder,
   ): Promise<void> {
     const pipeline = this.#pipeline;
+    const body = response.body;
     try {
       for await (const chunk of body) {
         if (recorder.state === "abandoned") break;
@@ -242,7 +244,7 @@ export class Completion {
     }
     if (recorder.state === "abandoned") body.cancel();
     try {
-      if (recorder.state === "done") {
+      if (recorder.state === "done" && !forbidsStoring(response)) {
         const text = recorder.text();
         if (call.protocol.isCompleteStream(text)) {
           await pipeline.write(call, key, {
@@ -373,6 +375,12 @@ function safeUsage(
   } catch {
     return NO_USAGE;
   }
+}
+
+/** The upstream said its answer must not be kept by a shared cache (RFC 9111 §5.2.2). */
+function forbidsStoring(response: UpstreamResponse): boolean {
+  const control = header(response, "cache-control")?.toLowerCase();
+  return control !== undefined && /(^|[,\s])(no-store|private)([,\s=]|$)/.test(control);
 }
 
 function isOk(response: UpstreamResponse): boolean {

@@ -28,15 +28,13 @@ import type { Call, CallMode, LlmResult, Outcome, WholeCall } from "./call.js";
 import { Completion, type Pending } from "./completion.js";
 import {
   checkPolicy,
-  NAMESPACE_HEADER,
   namespaceOf,
-  SAMPLING_HEADER,
   type SamplingPolicy,
   SESSION_COOKIE,
-  SESSION_HEADER,
   samplingOf,
   sessionOf,
 } from "./controls.js";
+import { connectionListed, headerRole } from "./headers.js";
 import { completeItems } from "./itemized.js";
 import {
   type AnswerRecord,
@@ -87,28 +85,12 @@ export interface PipelineStats extends CacheStats {
   tokensSaved: number;
 }
 
-/** Request headers that are ours, or the connection's: never sent upstream. */
-const NOT_FORWARDED = new Set([
-  "host",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "content-length",
-  "upgrade",
-  "te",
-  "trailer",
-  "proxy-connection",
-  "proxy-authorization",
-  "accept-encoding",
-  NAMESPACE_HEADER,
-  SAMPLING_HEADER,
-  SESSION_HEADER,
-  "x-infercache-mode",
-  "x-infercache-tags",
-]);
+/** Query parameters that carry credentials (any case): part of the tenant, not of the key. */
+export const CREDENTIAL_PARAMS = ["key", "api-key", "api_key", "access_token", "token"] as const;
 
-/** Query parameters that carry credentials: part of the tenant, not of the key. */
-export const CREDENTIAL_PARAMS = ["key", "api-key", "api_key"] as const;
+export function isCredentialParam(name: string): boolean {
+  return (CREDENTIAL_PARAMS as readonly string[]).includes(name.toLowerCase());
+}
 
 export class LlmPipeline {
   readonly core: CacheCore<Pending>;
@@ -229,8 +211,9 @@ export class LlmPipeline {
     signal: AbortSignal | undefined,
   ): UpstreamRequest {
     const headers: Record<string, string> = {};
+    const listed = connectionListed(request.headers.connection);
     for (const [name, value] of Object.entries(request.headers)) {
-      if (value === undefined || NOT_FORWARDED.has(name)) continue;
+      if (value === undefined || headerRole(name) === "hop" || listed?.has(name)) continue;
       const text = Array.isArray(value) ? value.join(", ") : value;
       if (name === "cookie") {
         const kept = text
@@ -268,7 +251,14 @@ export class LlmPipeline {
     const control = call.control;
     if (control.noStore || control.ttlMs === 0) return;
     const core = this.core;
-    const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, control.ttlMs);
+    // A client may ask for a shorter life than the operator's ttl, never a longer one.
+    const ttl =
+      control.ttlMs === undefined
+        ? undefined
+        : core.ttl > 0
+          ? Math.min(control.ttlMs, core.ttl)
+          : control.ttlMs;
+    const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, ttl);
     await core.write(key, call.scope, entry, () => key);
   }
 
@@ -326,7 +316,11 @@ export class LlmPipeline {
 
   async #lookupWhole(call: WholeCall): Promise<Lookup> {
     const mode = call.mode;
-    if (mode.kind === "bypass" || mode.kind === "refresh") return { kind: "miss", call };
+    if (mode.kind === "bypass" || mode.kind === "refresh") {
+      // Nothing stored may answer these: with only-if-cached there is no answer at all.
+      if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
+      return { kind: "miss", call };
+    }
     if (mode.kind === "bucket") {
       // A refresh writes the first slot of the bucket; otherwise fill or serve the bucket.
       if (call.control.noCache) {
@@ -408,7 +402,9 @@ export class LlmPipeline {
           ? hashKey(parsed.keyMaterial, { context, root: "request" })
           : "";
       known = { parsed, key };
-      if (memoKey !== undefined) this.#memo.set(memoKey, known);
+      // The memo keeps what a hit needs, not the key material (it can weigh 20x the body).
+      if (memoKey !== undefined)
+        this.#memo.set(memoKey, { parsed: { ...parsed, keyMaterial: undefined }, key });
     }
     const call: WholeCall = {
       ...base,
@@ -424,9 +420,10 @@ export class LlmPipeline {
 
   /**
    * What scopes a key besides the body: the record format's version and the pipeline's, the
-   * protocol, the upstream URL's origin and path (an API path may name the model, as Gemini's
-   * does), the tenant, the protocol's key headers and the query string without its credential
-   * parameters (sorted, so their order does not matter).
+   * protocol, the upstream URL's origin and exact path (a path may name the model, as Gemini's
+   * does), the tenant, every header that may change the answer (`headers.ts`: the protocol's key
+   * headers and any header that is not transport, a credential or the connection's), and the
+   * query string without its credential parameters (sorted, so their order does not matter).
    */
   #keyContext(
     request: LlmRequest,
@@ -434,23 +431,27 @@ export class LlmPipeline {
     tenant: string | undefined,
   ): string {
     const url = request.url;
-    const parts: string[] = [
+    const keyed: [string, string][] = [];
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value === undefined) continue;
+      if (headerRole(name) === "keyed" || protocol.keyHeaders.includes(name)) {
+        keyed.push([name, Array.isArray(value) ? value.join(", ") : value]);
+      }
+    }
+    keyed.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let params: [string, string][] = [];
+    if (url.search !== "") {
+      params = [...url.searchParams].filter(([name]) => !isCredentialParam(name));
+      params.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    }
+    return JSON.stringify([
       this.#version,
       protocol.name,
-      `${url.origin}${url.pathname.replace(/\/+$/, "")}`,
+      `${url.origin}${url.pathname}`,
       tenant ?? "",
-    ];
-    for (const name of protocol.keyHeaders) parts.push(header(request.headers, name) ?? "\u0000");
-    if (url.search !== "") {
-      const params = [...url.searchParams].filter(
-        ([name]) => !(CREDENTIAL_PARAMS as readonly string[]).includes(name.toLowerCase()),
-      );
-      params.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      parts.push(JSON.stringify(params));
-    } else {
-      parts.push("");
-    }
-    return JSON.stringify(parts);
+      keyed,
+      params,
+    ]);
   }
 
   #modeOf(call: WholeCall, control: CacheControl, sampling: SamplingPolicy | undefined): CallMode {
@@ -511,7 +512,9 @@ export function responseHeaders(
       name === "keep-alive" ||
       name === "transfer-encoding" ||
       name === "content-length" ||
-      name === "set-cookie"
+      name === "set-cookie" ||
+      // Ours only: an upstream (another gateway) must not speak for this cache.
+      name.startsWith("x-infercache")
     ) {
       continue;
     }

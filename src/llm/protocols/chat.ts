@@ -5,7 +5,7 @@
  * streams and the organization, project and beta headers.
  */
 
-import { parseJsonObject } from "../json-body.js";
+import { parseJsonBody } from "../json-body.js";
 import type { AnswerRecord, ParsedCall, Protocol, Usage } from "../protocol.js";
 import { dataOf } from "../sse.js";
 import {
@@ -29,14 +29,30 @@ export function completionsProtocol(kind: "chat" | "completion"): Protocol {
     paths: [path],
     keyHeaders: OPENAI_KEY_HEADERS,
     parse(body: Uint8Array): ParsedCall {
-      const json = parseJsonObject(body);
+      const { json, numbers } = parseJsonBody(body);
       const stream = json.stream === true;
+      const material = keyMaterial(json);
       return {
-        keyMaterial: keyMaterial(json),
+        // Number literals JSON.parse cannot keep apart (1.0 vs 1) are keyed as written, in a
+        // Map: JSON never parses into one, so no body can spell this wrapper.
+        keyMaterial:
+          numbers === undefined
+            ? material
+            : new Map<string, unknown>([
+                ["body", material],
+                ["numbers", numbers],
+              ]),
         stream,
         model: modelOf(json),
         sampled: isSampled(json),
-        choices: typeof json.n === "number" ? json.n : 1,
+        // Anything but a plain integer n (a string "2" that a lenient server reads as 2) is
+        // treated as asking for several answers: not cached unless that is allowed.
+        choices:
+          json.n === undefined || json.n === null
+            ? 1
+            : Number.isInteger(json.n)
+              ? (json.n as number)
+              : 2,
         details: { includeUsage: stream && includeUsage(json) },
       };
     },

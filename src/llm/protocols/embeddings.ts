@@ -8,7 +8,7 @@
  * with one that has no model (both used to key as `""`).
  */
 
-import { type Json, parseJsonObject, without } from "../json-body.js";
+import { type Json, parseJsonBody, without } from "../json-body.js";
 import type { Protocol, Usage } from "../protocol.js";
 import { OPENAI_KEY_HEADERS, OUT_OF_KEY, openaiError, openaiUsage, parseObject } from "./openai.js";
 
@@ -41,6 +41,9 @@ export interface ItemizedProtocol
   rawUsage(body: string): unknown;
 }
 
+/** Inputs one request may have to be cached per input (OpenAI's own limit). */
+export const MAX_INPUTS = 2048;
+
 export const embeddingsProtocol: ItemizedProtocol = {
   name: "embeddings",
   itemized: true,
@@ -48,20 +51,31 @@ export const embeddingsProtocol: ItemizedProtocol = {
   keyHeaders: OPENAI_KEY_HEADERS,
   errorBody: openaiError,
   parse(body: Uint8Array): ItemizedCall {
-    const json = parseJsonObject(body);
+    const { json, numbers } = parseJsonBody(body);
     const input = json.input;
     const single =
       typeof input === "string" ||
       (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === "number"));
     const options = without(json, ["input", ...OUT_OF_KEY]);
     // What the cache cannot split goes upstream as it is: the upstream's error says it best.
-    const splittable = single || (Array.isArray(input) && input.length > 0);
+    // So does a request with more inputs than the API takes (OpenAI's limit is 2,048): keying,
+    // reading and joining each of a million inputs would hold the event loop for seconds.
+    const splittable =
+      single || (Array.isArray(input) && input.length > 0 && input.length <= MAX_INPUTS);
     const items = single ? [input] : splittable ? (input as unknown[]) : [];
     return {
       items,
       bypass: splittable ? undefined : "an input the cache cannot split",
       model: typeof json.model === "string" ? json.model : undefined,
-      keyMaterialOf: (item) => ({ ...options, input: item }),
+      // Number literals JSON.parse cannot keep apart (1.0 vs 1) are keyed as written, in a
+      // Map: JSON never parses into one, so no body can spell this wrapper.
+      keyMaterialOf: (item) =>
+        numbers === undefined
+          ? { ...options, input: item }
+          : new Map<string, unknown>([
+              ["body", { ...options, input: item }],
+              ["numbers", numbers],
+            ]),
       requestFor: (subset) =>
         JSON.stringify({ ...json, input: single && subset.length === 1 ? subset[0] : subset }),
     };

@@ -59,7 +59,12 @@ export function openaiError(status: number, message: string): string {
 /** The body minus what stays out of the key, with `include_usage` kept for streams. */
 export function keyMaterial(body: Json, extraOut: readonly string[] = []): Json {
   const kept = without(body, [...OUT_OF_KEY, ...extraOut]);
-  if (body.stream === true && includeUsage(body)) kept.stream_options = { include_usage: true };
+  // include_usage as given (a lenient server may read "true" as true): only absent and false,
+  // which mean the same, share a key.
+  const usage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage;
+  if (body.stream === true && usage !== undefined && usage !== false) {
+    kept.stream_options = { include_usage: usage };
+  }
   for (const field of ["messages", "tools", "system"] as const) {
     if (Array.isArray(kept[field]))
       kept[field] = (kept[field] as unknown[]).map(withoutCacheControl);
@@ -79,9 +84,10 @@ function withoutCacheControl(item: unknown): unknown {
   return kept;
 }
 
-/** Sampled: a temperature above 0 (the default is 1) and no seed. */
+/** Sampled: a temperature above 0 (the default is 1) and no seed (`null` is no seed). */
 export function isSampled(body: Json): boolean {
-  return (typeof body.temperature !== "number" || body.temperature > 0) && body.seed === undefined;
+  const seeded = body.seed !== undefined && body.seed !== null;
+  return (typeof body.temperature !== "number" || body.temperature > 0) && !seeded;
 }
 
 export function modelOf(body: Json): string | undefined {
