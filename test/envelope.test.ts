@@ -1,6 +1,15 @@
+import { randomBytes } from "node:crypto";
+import zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { CorruptEntryError, NotSerializableError } from "../src/sqlite.js";
-import { decodeEntry, encodeEntry } from "../src/store/envelope.js";
+import {
+  crc32InJs,
+  decodeEntry,
+  decodeOrUndefined,
+  ENVELOPE_VERSION,
+  encodeEntry,
+} from "../src/store/envelope.js";
+import { encodeEntryV1, V1_FIXTURE } from "./helpers/legacy-formats.js";
 
 const roundTrip = (value: unknown) => decodeEntry(encodeEntry({ value, createdAt: 1 })).value;
 
@@ -94,6 +103,59 @@ describe("the entry envelope", () => {
     }
     for (const cut of [0, 5, bytes.length - 1]) {
       expect(() => decodeEntry(bytes.subarray(0, cut))).toThrow(CorruptEntryError);
+    }
+  });
+
+  it("detects flipped bits and truncation in a large payload too", () => {
+    const bytes = encodeEntry({ value: { blob: randomBytes(100_000), n: 1 }, createdAt: 1 });
+    // Every bit of the header and of both ends; a stride through the middle of each half.
+    const positions = new Set<number>();
+    for (let i = 0; i < 64; i++) positions.add(i).add(bytes.length - 1 - i);
+    for (let i = 64; i < bytes.length - 64; i += 997) positions.add(i);
+    const half = 16 + ((bytes.length - 16) >>> 1);
+    for (const i of [half - 1, half, half + 1]) positions.add(i);
+    for (const i of positions) {
+      for (let bit = 0; bit < 8; bit++) {
+        const damaged = Buffer.from(bytes);
+        damaged[i] = (damaged[i] as number) ^ (1 << bit);
+        expect(() => decodeEntry(damaged), `byte ${i} bit ${bit}`).toThrow(CorruptEntryError);
+      }
+    }
+    for (const cut of [16, half, bytes.length - 1]) {
+      expect(() => decodeEntry(bytes.subarray(0, cut))).toThrow(CorruptEntryError);
+    }
+    expect(() => decodeEntry(Buffer.concat([bytes, Buffer.from([0])]))).toThrow(CorruptEntryError);
+  });
+
+  it("writes version 2 and still reads version 1 envelopes (files and exports made before it)", () => {
+    expect(encodeEntry({ value: 1, createdAt: 1 })[3]).toBe(ENVELOPE_VERSION);
+    expect(ENVELOPE_VERSION).toBe(2);
+    // Bytes written by the version 1 code, kept verbatim.
+    expect(decodeEntry(Buffer.from(V1_FIXTURE.base64, "base64"))).toEqual(V1_FIXTURE.entry);
+    // The helper writes what version 1 wrote (it reproduces the verbatim bytes) ...
+    expect(encodeEntryV1(V1_FIXTURE.entry).toString("base64")).toBe(V1_FIXTURE.base64);
+    // ... so its large form (SHA-256 beyond 16 KiB) stands for version 1's large entries.
+    const large = { value: { blob: new Uint8Array(20_000).fill(9), text: "v1" }, createdAt: 7 };
+    const v1 = encodeEntryV1(large);
+    expect(decodeEntry(v1)).toEqual(large);
+    const damaged = Buffer.from(v1);
+    damaged[10_000] = (damaged[10_000] as number) ^ 1;
+    expect(() => decodeEntry(damaged)).toThrow(CorruptEntryError);
+  });
+
+  it("reads an unknown envelope version as corrupt, never as a value", () => {
+    const bytes = encodeEntry({ value: "x", createdAt: 1 });
+    const future = Buffer.from(bytes);
+    future[3] = 3;
+    expect(() => decodeEntry(future)).toThrow(/envelope version 3/);
+    expect(decodeOrUndefined(future)).toBeUndefined();
+    expect(decodeOrUndefined(bytes)?.value).toBe("x");
+  });
+
+  it("computes the same CRC-32 as zlib on Node releases without zlib.crc32", () => {
+    for (const length of [0, 1, 3, 16, 100, 1000, 65_537]) {
+      const bytes = randomBytes(length);
+      expect(crc32InJs(bytes)).toBe(zlib.crc32(bytes));
     }
   });
 });
