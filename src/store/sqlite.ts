@@ -4,12 +4,13 @@
  * namespaces and sessions. The file's layout is in `sqlite/schema.ts`, the lock-aware write
  * path in `sqlite/writer.ts`.
  *
- * - Every write is one statement (SQLite makes it atomic): a process killed mid-write leaves the
- *   previous state, never a half-written row. Values carry a checksummed envelope, so bytes
+ * - Every write is atomic (one statement, or one transaction with limits): a process killed
+ *   mid-write leaves the previous state, never a half-written row. Values carry a checksummed envelope, so bytes
  *   damaged on disk read as a miss and are removed, never returned.
  * - Totals (entries, bytes) are kept by triggers inside each writer's transaction, so every
  *   process sees the same totals and enforces the same limits without counting rows. A store
- *   with limits checks them after each write and, when over, evicts in one transaction.
+ *   with limits writes, checks them and evicts when over in one transaction; without limits a
+ *   write is the upsert alone.
  * - A read is not a write: access times are gathered in memory and written in one transaction
  *   per `accessFlushMs` (and before this process evicts), which is what LRU order uses.
  *   Another process's reads reach the order at most that late. Eviction samples rows (Redis's
@@ -126,7 +127,9 @@ export class SqliteStore implements Store {
   #lastTotals = { entries: 0, bytes: 0 };
   readonly #lastUsage = new Map<string, { entries: number; bytes: number }>();
   #touches: BetterSqlite3.Transaction<() => void> | undefined;
-  #evictions: BetterSqlite3.Transaction<() => StoreEvent[]> | undefined;
+  #limitedWrite:
+    | BetterSqlite3.Transaction<(row: unknown[], accessedAt: number) => StoreEvent[]>
+    | undefined;
   #closing: Promise<void> | undefined;
   #closed = false;
   #lastTick = 0;
@@ -198,18 +201,17 @@ export class SqliteStore implements Store {
     const { createdAt } = entry;
     const expiresAt = entry.expiresAt ?? null;
     const write = (): SetOutcome => {
-      // One statement, so no transaction around it. The tick is taken when the row is written.
-      this.#statements().upsert.run(
-        namespace,
-        session,
-        key,
-        value,
-        bytes,
-        createdAt,
-        expiresAt,
-        this.#tick(this.#clock.now()),
-      );
-      if (this.#limited) this.#evictIfOver();
+      // The tick is taken when the row is written (later, if the write waits for a lock).
+      const accessedAt = this.#tick(this.#clock.now());
+      const sql = this.#statements();
+      if (!this.#limited) {
+        // One statement: atomic by itself, no transaction around it.
+        sql.upsert.run(namespace, session, key, value, bytes, createdAt, expiresAt, accessedAt);
+        return "stored";
+      }
+      const row = [namespace, session, key, value, bytes, createdAt, expiresAt];
+      const events = this.#limitedWrite?.immediate(row, accessedAt) ?? [];
+      for (const event of events) this.#emit(event);
       return "stored";
     };
     return this.#track(key, scope, value, this.#writer.run(write, value.length));
@@ -414,7 +416,12 @@ export class SqliteStore implements Store {
       for (const [id, at] of accessed) sql.touch.run(at, id);
       accessed.clear();
     });
-    this.#evictions = db.transaction(() => {
+    // With limits, the write, the check and any eviction are one transaction: reading the totals
+    // outside one would take a read snapshot of its own, which costs more than the transaction.
+    this.#limitedWrite = db.transaction((row: unknown[], accessedAt: number): StoreEvent[] => {
+      sql.upsert.run(...row, accessedAt);
+      if (!this.#isOver(sql.totals.get() as { entries: number; bytes: number })) return [];
+      // LRU order must be current before choosing victims.
       for (const [id, at] of accessed) sql.touch.run(at, id);
       accessed.clear();
       return this.#evict(sql);
@@ -519,14 +526,6 @@ export class SqliteStore implements Store {
     }
     for (const clear of this.#waitingClears) if (covers(clear, scope)) return undefined;
     return NOT_WAITING;
-  }
-
-  /** After a write to a store with limits: evicts (in one transaction) only when over them. */
-  #evictIfOver(): void {
-    const totals = this.#statements().totals.get() as { entries: number; bytes: number };
-    if (!this.#isOver(totals)) return;
-    const events = this.#evictions?.immediate() ?? [];
-    for (const event of events) this.#emit(event);
   }
 
   #isOver(totals: { entries: number; bytes: number }): boolean {
