@@ -113,6 +113,8 @@ describe("the entry envelope", () => {
   it("stores small values JSON carries exactly as JSON, and everything else through V8", () => {
     const codec = (value: unknown) => encodeEntry({ value, createdAt: 1 })[12];
     const shared = { n: 1 };
+    // biome-ignore lint/suspicious/noSparseArray: a hole is the point
+    const holey = [1, , 3];
     const extraKey = Object.assign([1, 2], { note: "kept" });
     for (const value of [
       "text",
@@ -132,8 +134,7 @@ describe("the entry envelope", () => {
       1n,
       { a: undefined },
       [1, undefined],
-      // biome-ignore lint/suspicious/noSparseArray: a hole is the point
-      [1, , 3],
+      holey,
       extraKey,
       { a: shared, b: shared },
       new Date(0),
@@ -145,7 +146,7 @@ describe("the entry envelope", () => {
     // And each comes back as it was: -0, the hole, the extra key, the shared object.
     const back = (value: unknown) => decodeEntry(encodeEntry({ value, createdAt: 1 })).value;
     expect(Object.is(back(-0), -0)).toBe(true);
-    expect(1 in (back([1, , 3]) as unknown[])).toBe(false);
+    expect(1 in (back(holey) as unknown[])).toBe(false);
     expect((back(extraKey) as { note?: string }).note).toBe("kept");
     const pair = back({ a: shared, b: shared }) as { a: unknown; b: unknown };
     expect(pair.a).toBe(pair.b);
