@@ -17,7 +17,8 @@ import { maxMemory } from "./sections/max-memory.js";
 import { memoryStore } from "./sections/memory-store.js";
 import { prefix } from "./sections/prefix.js";
 import { batching, queue } from "./sections/queue.js";
-import { redis, sqlite, tiered } from "./sections/stores.js";
+import { sqlite } from "./sections/sqlite.js";
+import { redis, tiered } from "./sections/stores.js";
 
 const sections: Section[] = [
   hits,
