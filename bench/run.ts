@@ -18,7 +18,8 @@ import { memoryStore } from "./sections/memory-store.js";
 import { prefix } from "./sections/prefix.js";
 import { batching, queue } from "./sections/queue.js";
 import { redis } from "./sections/redis.js";
-import { sqlite, tiered } from "./sections/stores.js";
+import { sqlite } from "./sections/sqlite.js";
+import { tiered } from "./sections/stores.js";
 
 const sections: Section[] = [
   hits,

@@ -3,4 +3,5 @@
  * `better-sqlite3` (`npm install better-sqlite3`).
  */
 export { CorruptEntryError, NotSerializableError } from "./store/envelope.js";
+export { LockTimeoutError } from "./store/sqlite/writer.js";
 export { SqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";

@@ -30,11 +30,10 @@ const entry = (value: unknown) => ({ value, createdAt: Date.now() });
 
 describe("SqliteStore limits", () => {
   it("evicts the least recently used entries beyond maxSize", async () => {
-    const store = open({ maxSize: 3, accessFlushMs: 1 });
+    // Reads' access times are written before this process evicts, not only by the timer.
+    const store = open({ maxSize: 3, accessFlushMs: 60_000 });
     for (const k of ["a", "b", "c"]) await store.set(k, scope, entry(k));
-    await new Promise((resolve) => setTimeout(resolve, 5));
     await store.get("a", scope);
-    await new Promise((resolve) => setTimeout(resolve, 5));
     await store.set("d", scope, entry("d"));
     expect(await store.get("b", scope)).toBeUndefined();
     expect((await store.get("a", scope))?.value).toBe("a");
@@ -80,9 +79,28 @@ describe("SqliteStore limits", () => {
     expect(store.totals().entries).toBe(0);
   });
 
+  it("takes LRU access times from the injected clock", async () => {
+    const clock = new FakeClock(1_000_000);
+    const path = freshPath();
+    const store = new SqliteStore({ path, clock });
+    await store.set("k", scope, { value: 1, createdAt: clock.now() });
+    clock.advance(5);
+    await store.get("k", scope);
+    await store.close();
+    const Driver = (await import("better-sqlite3")).default;
+    const raw = new Driver(path, { readonly: true });
+    const accessedAt = raw.prepare("SELECT accessed_at FROM entries").pluck().get() as number;
+    raw.close();
+    // Microseconds of the fake clock, not of the wall clock.
+    expect(accessedAt).toBe(1_000_005_000);
+  });
+
   it("rejects a missing path and bad limits at construction", () => {
     expect(() => new SqliteStore({} as never)).toThrow(/Expected `path` to be the database file/);
     expect(() => new SqliteStore({ path: freshPath(), maxMemory: "huge" })).toThrow(/`maxMemory`/);
+    expect(() => new SqliteStore({ path: freshPath(), busyTimeoutMs: -1 })).toThrow(
+      /Expected `busyTimeoutMs` to be a non-negative integer/,
+    );
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Report, Section } from "../report.js";
-import { type OpsRow, sqliteBench, tieredBench } from "../stores.js";
+import { type OpsRow, tieredBench } from "../stores.js";
 
 export const opsTable = (rows: OpsRow[]): string =>
   [
@@ -15,36 +15,6 @@ export const ops = (rows: OpsRow[], name: string): number => {
   const row = rows.find((r) => r.name === name);
   if (row === undefined) throw new Error(`no row ${name}`);
   return row.opsPerSec;
-};
-
-export const sqlite: Section = {
-  name: "sqlite",
-  title: "SQLite",
-  async run(report: Report) {
-    const result = await sqliteBench();
-    const smallGet = ops(result.rows, "SqliteStore get, 100 B");
-    const smallSet = ops(result.rows, "SqliteStore set, 100 B");
-    report.check(
-      "SqliteStore small get >= 100k ops/s",
-      smallGet >= 100_000,
-      `${Math.round(smallGet).toLocaleString("en-US")} ops/s`,
-    );
-    report.check(
-      "SqliteStore small set >= 20k ops/s",
-      smallSet >= 20_000,
-      `${Math.round(smallSet).toLocaleString("en-US")} ops/s`,
-    );
-    report.add(`## SqliteStore vs the seed's JSON file and Keyv + @keyv/sqlite
-
-One WAL file on local disk, values of 100 B and 1 MiB, keys spread over 10,000 entries.
-
-${opsTable(result.rows)}
-
-The seed's file cache (\`load_cache\` + \`json.dump(indent=2)\` on every call), written the same way
-in TypeScript: every lookup parses the whole file and every set rewrites it.
-
-${opsTable(result.json)}`);
-  },
 };
 
 export const tiered: Section = {

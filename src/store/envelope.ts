@@ -1,10 +1,15 @@
 /**
- * The envelope that carries an entry outside the process (SQLite rows, Redis values, Keyv):
- * a versioned header, a checksum and the entry serialized with V8's structured serialization.
+ * The envelope that carries an entry outside the process (SQLite rows, Redis values, Keyv,
+ * `infercache export`): a versioned header, a checksum and the entry serialized with V8's
+ * structured serialization.
  *
- * Layout: "ICE" (3 bytes), format version (1 byte), payload length (u32 BE), an 8-byte checksum
- * of the payload (see `checksum`), payload. A truncated or bit-flipped envelope fails the length or checksum
- * test and reads as corrupt (`CorruptEntryError`); it is never returned as a value.
+ * Layout (version 2): "ICE" (3 bytes), format version (1 byte), payload length (u32 BE), CRC-32
+ * of the payload (u32 BE), payload. The payload's first byte names its codec: V8 (the entry,
+ * V8-serialized) or JSON (flags, `createdAt` and the optional times as float64 LE, then the value
+ * as JSON text), which small JSON-exact values use because it reads back several times faster.
+ * A truncated or bit-flipped envelope fails the length or checksum test and reads as corrupt
+ * (`CorruptEntryError`); it is never returned as a value. Version 1 envelopes (a 16-byte header,
+ * another checksum, see `decodeV1`) are still read.
  *
  * V8 serialization keeps what the cache needs (undefined vs null, -0, NaN, bigint, Date, RegExp,
  * Map, Set, every typed array, DataView, Buffer, shared references) but silently turns class
@@ -13,12 +18,32 @@
  */
 
 import { createHash } from "node:crypto";
-import { deserialize, serialize } from "node:v8";
+import { DefaultSerializer, deserialize } from "node:v8";
+import zlib from "node:zlib";
 import type { Entry } from "./store.js";
 
 const MAGIC = [0x49, 0x43, 0x45]; // "ICE"
-export const ENVELOPE_VERSION = 1;
-const HEADER = 3 + 1 + 4 + 8;
+export const ENVELOPE_VERSION = 2;
+/** "ICE", version, payload length (u32 BE), CRC-32 of the payload (u32 BE). */
+const HEADER = 3 + 1 + 4 + 4;
+/** Version 1's header: the same, with an 8-byte checksum. */
+const HEADER_V1 = 16;
+/** The header's room, written ahead of a V8 payload so that encoding copies nothing. */
+const V8_ROOM = new Uint8Array(HEADER + 1);
+/** The payload's first byte: how the rest is encoded. */
+const CODEC_V8 = 0;
+const CODEC_JSON = 1;
+/** JSON payload flags: which of the entry's optional fields follow `createdAt`. */
+const HAS_EXPIRES = 1;
+const HAS_COMPUTE = 2;
+const HAS_RAW_KEY = 4;
+/**
+ * Values whose JSON would be longer than this (roughly, in characters) go through V8 even when
+ * JSON carries them exactly: V8 is faster per byte, JSON only saves V8's fixed cost per value.
+ */
+const JSON_BUDGET = 1024;
+/** Arrays longer than this go through V8: proving them JSON-exact (no extra keys) costs more. */
+const JSON_ARRAY_LIMIT = 64;
 
 /** Thrown when a value has a part that cannot go into an envelope. A TypeError. */
 export class NotSerializableError extends TypeError {
@@ -38,31 +63,70 @@ export class CorruptEntryError extends Error {
   override readonly name = "CorruptEntryError";
 }
 
-interface Payload {
-  v: unknown;
-  c: number;
-  e?: number;
-  m?: number;
-  k?: unknown;
-}
-
 /** Serializes an entry. @throws NotSerializableError */
 export function encodeEntry(entry: Entry): Buffer {
-  checkSerializable(entry.value, "value", new Set());
-  if (entry.rawKey !== undefined) checkSerializable(entry.rawKey, "rawKey", new Set());
-  const payload: Payload = { v: entry.value, c: entry.createdAt };
-  if (entry.expiresAt !== undefined) payload.e = entry.expiresAt;
-  if (entry.computeMs !== undefined) payload.m = entry.computeMs;
-  if (entry.rawKey !== undefined) payload.k = entry.rawKey;
-  const body = serialize(payload);
-  const out = Buffer.allocUnsafe(HEADER + body.length);
+  let json = inspectValue(entry.value, "value");
+  if (entry.rawKey !== undefined) json = inspectValue(entry.rawKey, "rawKey") && json;
+  return json ? encodeJson(entry) : encodeV8(entry);
+}
+
+/**
+ * Small values that JSON carries exactly (see `inspectValue`): metadata as numbers, the value as
+ * JSON text. Reading one back is a JSON.parse, several times cheaper than V8's deserializer for
+ * a value of a few hundred bytes.
+ */
+function encodeJson(entry: Entry): Buffer {
+  const text = JSON.stringify(
+    entry.rawKey === undefined ? entry.value : [entry.value, entry.rawKey],
+  );
+  let flags = 0;
+  let meta = 2 + 8;
+  if (entry.expiresAt !== undefined) {
+    flags |= HAS_EXPIRES;
+    meta += 8;
+  }
+  if (entry.computeMs !== undefined) {
+    flags |= HAS_COMPUTE;
+    meta += 8;
+  }
+  if (entry.rawKey !== undefined) flags |= HAS_RAW_KEY;
+  const length = meta + Buffer.byteLength(text);
+  const out = Buffer.allocUnsafe(HEADER + length);
+  let at = HEADER;
+  out[at++] = CODEC_JSON;
+  out[at++] = flags;
+  at = out.writeDoubleLE(entry.createdAt, at);
+  if (entry.expiresAt !== undefined) at = out.writeDoubleLE(entry.expiresAt, at);
+  if (entry.computeMs !== undefined) at = out.writeDoubleLE(entry.computeMs, at);
+  out.write(text, at);
+  return seal(out, length);
+}
+
+/** Everything else: the entry, V8-serialized after the header's room (one buffer, no copy). */
+function encodeV8(entry: Entry): Buffer {
+  // Only the entry's own fields, and only those that are set: an explicit `undefined` would
+  // come back as a present key.
+  const payload: Entry = { value: entry.value, createdAt: entry.createdAt };
+  if (entry.expiresAt !== undefined) payload.expiresAt = entry.expiresAt;
+  if (entry.computeMs !== undefined) payload.computeMs = entry.computeMs;
+  if (entry.rawKey !== undefined) payload.rawKey = entry.rawKey;
+  const serializer = new DefaultSerializer();
+  serializer.writeRawBytes(V8_ROOM);
+  serializer.writeHeader();
+  serializer.writeValue(payload);
+  const out = serializer.releaseBuffer();
+  out[HEADER] = CODEC_V8;
+  return seal(out, out.length - HEADER);
+}
+
+/** Writes the header in front of a payload of `length` bytes. */
+function seal(out: Buffer, length: number): Buffer {
   out[0] = MAGIC[0] as number;
   out[1] = MAGIC[1] as number;
   out[2] = MAGIC[2] as number;
   out[3] = ENVELOPE_VERSION;
-  out.writeUInt32BE(body.length, 4);
-  checksum(body).copy(out, 8);
-  body.copy(out, HEADER);
+  out.writeUInt32BE(length, 4);
+  out.writeUInt32BE(crc32(out.subarray(HEADER)), 8);
   return out;
 }
 
@@ -82,16 +146,18 @@ export function decodeEntry(bytes: Uint8Array): Entry {
     ? bytes
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (
-    buffer.length < HEADER ||
+    buffer.length < HEADER + 1 ||
     buffer[0] !== MAGIC[0] ||
     buffer[1] !== MAGIC[1] ||
     buffer[2] !== MAGIC[2]
   ) {
     throw new CorruptEntryError("infercache: stored entry has no envelope header");
   }
-  if (buffer[3] !== ENVELOPE_VERSION) {
+  const version = buffer[3];
+  if (version === 1) return decodeV1(buffer);
+  if (version !== ENVELOPE_VERSION) {
     throw new CorruptEntryError(
-      `infercache: stored entry has envelope version ${buffer[3]}, expected ${ENVELOPE_VERSION}`,
+      `infercache: stored entry has envelope version ${version}, this version reads 1 and ${ENVELOPE_VERSION}`,
     );
   }
   const length = buffer.readUInt32BE(4);
@@ -100,40 +166,120 @@ export function decodeEntry(bytes: Uint8Array): Entry {
       `infercache: stored entry is ${buffer.length - HEADER} bytes, its header says ${length}`,
     );
   }
-  const body = buffer.subarray(HEADER);
-  if (!checksum(body).equals(buffer.subarray(8, HEADER))) {
+  const payload = buffer.subarray(HEADER);
+  if (buffer.readUInt32BE(8) !== crc32(payload)) {
     throw new CorruptEntryError("infercache: stored entry fails its checksum");
   }
-  let payload: Payload;
+  const codec = payload[0];
+  if (codec === CODEC_JSON) return decodeJson(buffer);
+  if (codec === CODEC_V8) return asEntry(readV8(payload.subarray(1)));
+  throw new CorruptEntryError(`infercache: stored entry has an unknown codec ${codec}`);
+}
+
+function decodeJson(buffer: Buffer): Entry {
+  const flags = buffer[HEADER + 1] as number;
+  let at = HEADER + 2;
+  if (flags & ~(HAS_EXPIRES | HAS_COMPUTE | HAS_RAW_KEY) || buffer.length < at + 8) {
+    throw new CorruptEntryError("infercache: stored entry has a damaged JSON header");
+  }
+  const createdAt = buffer.readDoubleLE(at);
+  at += 8;
+  let expiresAt: number | undefined;
+  let computeMs: number | undefined;
   try {
-    payload = deserialize(body) as Payload;
+    if (flags & HAS_EXPIRES) {
+      expiresAt = buffer.readDoubleLE(at);
+      at += 8;
+    }
+    if (flags & HAS_COMPUTE) {
+      computeMs = buffer.readDoubleLE(at);
+      at += 8;
+    }
+    const parsed: unknown = JSON.parse(buffer.toString("utf8", at));
+    const entry: Entry =
+      flags & HAS_RAW_KEY
+        ? { value: (parsed as unknown[])[0], createdAt, rawKey: (parsed as unknown[])[1] }
+        : { value: parsed, createdAt };
+    if (expiresAt !== undefined) entry.expiresAt = expiresAt;
+    if (computeMs !== undefined) entry.computeMs = computeMs;
+    return entry;
   } catch (error) {
     throw new CorruptEntryError(
       `infercache: stored entry cannot be read: ${(error as Error).message}`,
     );
   }
-  const entry: Entry = { value: payload.v, createdAt: payload.c };
-  if (payload.e !== undefined) entry.expiresAt = payload.e;
-  if (payload.m !== undefined) entry.computeMs = payload.m;
-  if (payload.k !== undefined) entry.rawKey = payload.k;
-  return entry;
+}
+
+function readV8(body: Uint8Array): unknown {
+  try {
+    return deserialize(body);
+  } catch (error) {
+    throw new CorruptEntryError(
+      `infercache: stored entry cannot be read: ${(error as Error).message}`,
+    );
+  }
+}
+
+function asEntry(payload: unknown): Entry {
+  if (typeof payload !== "object" || payload === null) {
+    throw new CorruptEntryError("infercache: stored entry is not an entry");
+  }
+  return payload as Entry;
 }
 
 /**
- * The payload's checksum, 8 bytes. Up to 16 KiB: CRC-32 (IEEE) computed here, twice — over the
- * payload and over the payload reversed — which allocates nothing (a Hash object per read was a
- * fifth of a Redis hit's CPU). Larger: the first 8 bytes of SHA-256, which node:crypto computes
- * faster per byte. The payload length in the header decides, so no flag is needed.
+ * Version 1: a 16-byte header whose 8-byte checksum is, up to 16 KiB, CRC-32 forward and over
+ * the payload reversed, beyond, the first 8 bytes of SHA-256; payload `{ v, c, e?, m?, k? }`.
  */
-function checksum(body: Uint8Array): Buffer {
-  if (body.length > SMALL_PAYLOAD) return createHash("sha256").update(body).digest().subarray(0, 8);
-  const out = Buffer.allocUnsafe(8);
-  out.writeUInt32BE(crc32(body, false), 0);
-  out.writeUInt32BE(crc32(body, true), 4);
-  return out;
+function decodeV1(buffer: Buffer): Entry {
+  const length = buffer.length >= HEADER_V1 ? buffer.readUInt32BE(4) : -1;
+  if (buffer.length !== HEADER_V1 + length) {
+    throw new CorruptEntryError(
+      `infercache: stored entry is ${buffer.length - HEADER_V1} bytes, its header says ${length}`,
+    );
+  }
+  const body = buffer.subarray(HEADER_V1);
+  const stored = buffer.subarray(8, HEADER_V1);
+  const intact =
+    body.length > 16 * 1024
+      ? createHash("sha256").update(body).digest().subarray(0, 8).equals(stored)
+      : stored.readUInt32BE(0) === crc32(body) && stored.readUInt32BE(4) === crc32InJs(body, true);
+  if (!intact) throw new CorruptEntryError("infercache: stored entry fails its checksum");
+  const p = asEntry(readV8(body)) as unknown as {
+    v: unknown;
+    c: number;
+    e?: number;
+    m?: number;
+    k?: unknown;
+  };
+  const entry: Entry = { value: p.v, createdAt: p.c };
+  if (p.e !== undefined) entry.expiresAt = p.e;
+  if (p.m !== undefined) entry.computeMs = p.m;
+  if (p.k !== undefined) entry.rawKey = p.k;
+  return entry;
 }
 
-const SMALL_PAYLOAD = 16 * 1024;
+/** `decodeEntry`, or `undefined` for bytes that fail the envelope's checks. */
+export function decodeOrUndefined(bytes: Uint8Array): Entry | undefined {
+  try {
+    return decodeEntry(bytes);
+  } catch (error) {
+    if (error instanceof CorruptEntryError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * CRC-32 (IEEE, zlib's) of the whole payload: `zlib.crc32` where Node has it (20.15+, 22.2+),
+ * natively and without allocating; computed here on older Node 20 releases. It catches every
+ * single-bit flip, every burst up to 32 bits and every 2- or 3-bit error within 11 KiB; the
+ * exact length in the header catches truncation. Random damage passes it once in 2^32, and must
+ * then still pass the magic, version, codec and a parse. One native call per read: a second
+ * CRC (over half the payload each) cost as much again for odds nobody needs.
+ */
+const crc32: (bytes: Uint8Array) => number =
+  typeof zlib.crc32 === "function" ? (bytes) => zlib.crc32(bytes) : crc32InJs;
+
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
@@ -144,7 +290,8 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
-function crc32(bytes: Uint8Array, reversed: boolean): number {
+/** The same CRC-32 as `zlib.crc32`, in JavaScript; `reversed` reads the bytes back to front. */
+export function crc32InJs(bytes: Uint8Array, reversed = false): number {
   let crc = 0xffffffff;
   const n = bytes.length;
   for (let i = 0; i < n; i++) {
@@ -154,48 +301,154 @@ function crc32(bytes: Uint8Array, reversed: boolean): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-/** Refuses what V8 serialization would change or reject, naming where it is. */
-function checkSerializable(value: unknown, path: string, seen: Set<object>): void {
-  switch (typeof value) {
+/** A step of a value's path that is not a property name or an index. */
+interface PathStep {
+  raw: string;
+}
+const MAP_KEY: PathStep = { raw: ".<map key>" };
+const MAP_VALUE: PathStep = { raw: ".get(…)" };
+const SET_ITEM: PathStep = { raw: ".<set item>" };
+
+/**
+ * Walks a value before it is serialized. Refuses, naming where, what V8 serialization would
+ * change or reject (class instances, functions, symbols), and says whether JSON carries the value
+ * exactly and it is small (`JSON_BUDGET`): strings, finite numbers other than -0, booleans and
+ * null, in plain objects and short arrays, with no `undefined`, no hole and no object twice.
+ */
+function inspectValue(root: unknown, rootName: string): boolean {
+  switch (typeof root) {
+    case "string":
+      return root.length <= JSON_BUDGET;
+    case "number":
+      return Number.isFinite(root) && !Object.is(root, -0);
+    case "boolean":
+      return true;
     case "function":
     case "symbol":
-      throw new NotSerializableError(path, typeof value);
+      throw new NotSerializableError(rootName, typeof root);
     case "object":
+      if (root === null) return true;
       break;
     default:
-      return;
+      return false; // undefined, bigint
   }
-  if (value === null || seen.has(value)) return;
-  seen.add(value);
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) checkSerializable(value[i], `${path}[${i}]`, seen);
-    return;
+  const walk = new Walk(rootName);
+  walk.visit(root);
+  return walk.json && walk.budget >= 0;
+}
+
+/**
+ * One walk of `inspectValue`. The path is a stack of steps, joined only for an error: building
+ * a string per element would cost more than the walk.
+ */
+class Walk {
+  readonly #steps: (string | number | PathStep)[] = [];
+  readonly #seen = new Set<object>();
+  readonly #root: string;
+  json = true;
+  budget = JSON_BUDGET;
+
+  constructor(root: string) {
+    this.#root = root;
   }
-  if (
-    ArrayBuffer.isView(value) ||
-    value instanceof ArrayBuffer ||
-    value instanceof Date ||
-    value instanceof RegExp
-  ) {
-    return;
-  }
-  if (value instanceof Map) {
-    for (const [k, v] of value) {
-      checkSerializable(k, `${path}.<map key>`, seen);
-      checkSerializable(v, `${path}.get(…)`, seen);
+
+  visit(value: unknown): void {
+    switch (typeof value) {
+      case "string":
+        this.budget -= value.length + 2;
+        return;
+      case "number":
+        if (!Number.isFinite(value) || Object.is(value, -0)) this.json = false;
+        this.budget -= 8;
+        return;
+      case "boolean":
+        this.budget -= 5;
+        return;
+      case "function":
+      case "symbol":
+        throw new NotSerializableError(this.#path(), typeof value);
+      case "object":
+        break;
+      default:
+        this.json = false; // undefined, bigint
+        return;
     }
-    return;
+    if (value === null) {
+      this.budget -= 4;
+      return;
+    }
+    // Twice (shared or circular): V8 keeps the identity, JSON would copy it or throw.
+    if (this.#seen.has(value)) {
+      this.json = false;
+      return;
+    }
+    this.#seen.add(value);
+    if (Array.isArray(value)) {
+      this.#array(value);
+      return;
+    }
+    if (
+      ArrayBuffer.isView(value) ||
+      value instanceof ArrayBuffer ||
+      value instanceof Date ||
+      value instanceof RegExp
+    ) {
+      this.json = false;
+      return;
+    }
+    if (value instanceof Map) {
+      this.json = false;
+      for (const [k, v] of value) {
+        this.#child(MAP_KEY, k);
+        this.#child(MAP_VALUE, v);
+      }
+      return;
+    }
+    if (value instanceof Set) {
+      this.json = false;
+      for (const item of value) this.#child(SET_ITEM, item);
+      return;
+    }
+    // A null prototype is let through and comes back as Object.prototype (V8 does the same).
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (value as { constructor?: { name?: string } }).constructor?.name;
+      throw new NotSerializableError(this.#path(), `instance of ${name || "anonymous class"}`);
+    }
+    this.budget -= 2;
+    for (const key of Object.keys(value)) {
+      const item = (value as Record<string, unknown>)[key];
+      // JSON drops a key whose value is undefined.
+      if (item === undefined) this.json = false;
+      this.budget -= key.length + 3;
+      this.#child(key, item);
+    }
   }
-  if (value instanceof Set) {
-    for (const item of value) checkSerializable(item, `${path}.<set item>`, seen);
-    return;
+
+  #array(value: unknown[]): void {
+    const length = value.length;
+    // Holes and extra keys (which V8 keeps and JSON drops) are looked for in short arrays only.
+    if (length > JSON_ARRAY_LIMIT || Object.keys(value).length !== length) this.json = false;
+    this.budget -= 2 + length;
+    for (let i = 0; i < length; i++) this.#child(i, value[i]);
   }
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto !== Object.prototype && proto !== null) {
-    const name = (value as { constructor?: { name?: string } }).constructor?.name;
-    throw new NotSerializableError(path, `instance of ${name || "anonymous class"}`);
+
+  #child(step: string | number | PathStep, value: unknown): void {
+    if (typeof value !== "object" && typeof value !== "function" && typeof value !== "symbol") {
+      this.visit(value); // a primitive that cannot fail: no step to record
+      return;
+    }
+    this.#steps.push(step);
+    this.visit(value);
+    this.#steps.pop();
   }
-  for (const key of Object.keys(value)) {
-    checkSerializable((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+
+  #path(): string {
+    let path = this.#root;
+    for (const step of this.#steps) {
+      path +=
+        typeof step === "number" ? `[${step}]` : typeof step === "string" ? `.${step}` : step.raw;
+    }
+    return path;
   }
 }

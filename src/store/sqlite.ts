@@ -1,19 +1,27 @@
 /**
  * `SqliteStore`: the embedded persistent store. One SQLite file in WAL mode, shared safely by
  * several processes, crash-safe, bounded by entries and bytes with LRU eviction, with TTL,
- * namespaces and sessions.
+ * namespaces and sessions. The file's layout is in `sqlite/schema.ts`, the lock-aware write
+ * path in `sqlite/writer.ts`.
  *
- * - Every write is one transaction: a process killed mid-write leaves the previous state, never a
- *   half-written row. Values carry a checksummed envelope, so bytes damaged on disk read as a
- *   miss and are removed, never returned.
- * - Totals (entries, bytes) are kept by triggers inside the writer's transaction, so every
- *   process sees the same totals and enforces the same limits without counting rows.
+ * - Every write is atomic (one statement, or one transaction with limits): a process killed
+ *   mid-write leaves the previous state, never a half-written row. Values carry a checksummed envelope, so bytes
+ *   damaged on disk read as a miss and are removed, never returned.
+ * - Totals (entries, bytes) are kept by triggers inside each writer's transaction, so every
+ *   process sees the same totals and enforces the same limits without counting rows. A store
+ *   with limits writes, checks them and evicts when over in one transaction; without limits a
+ *   write is the upsert alone.
  * - A read is not a write: access times are gathered in memory and written in one transaction
  *   per `accessFlushMs` (and before this process evicts), which is what LRU order uses.
  *   Another process's reads reach the order at most that late. Eviction samples rows (Redis's
  *   approximated LRU) instead of keeping an index on the access time.
+ * - Another process's write lock never freezes this event loop for more than ~10 ms: writes
+ *   that meet it wait asynchronously, in order, up to `busyTimeoutMs` (see `sqlite/writer.ts`),
+ *   and reads of their keys are answered from them meanwhile. Opening needs no lock when the
+ *   file is already set up; otherwise setting it up waits the same way.
  */
 
+import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
@@ -22,15 +30,19 @@ import { type Duration, parseDuration } from "../base/duration.js";
 import { loadPeer } from "../base/optional-peer.js";
 import { parseSize, type Size } from "../base/size.js";
 import { nonNegativeInteger } from "../base/validate.js";
-import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
+import { decodeOrUndefined, encodeOrRefuse } from "./envelope.js";
+import { clearSql, inspect, setUp, sizeSql } from "./sqlite/schema.js";
+import { BUSY_SLICE_MS, isBusy, LockTimeoutError, Writer } from "./sqlite/writer.js";
 import {
   type ClearScope,
   type Entry,
   type EvictReason,
+  isExpired,
   type Scope,
   type SetOutcome,
   type Store,
   type StoreEvent,
+  type StoreHealth,
   withDefaultTtl,
 } from "./store.js";
 
@@ -45,15 +57,21 @@ export interface SqliteStoreOptions {
   ttl?: Duration;
   /** How often access times gathered by reads are written, ms. @default 1000 */
   accessFlushMs?: number;
-  /** How long to wait for another process's write lock, ms. @default 5000 */
+  /**
+   * How long a write waits, in all, for a write lock another process holds, ms. The wait is
+   * asynchronous (the event loop is blocked ~10 ms at most); a write still locked out after it
+   * is refused: its promise rejects with `LockTimeoutError`, which the cache layer counts as a
+   * store error (the result is returned, not cached), and `health()` reports `degraded` until a
+   * write lands again. @default 5000
+   */
   busyTimeoutMs?: number;
+  /** Entry times (expiry, LRU order). Waiting for a lock is measured in real time. */
   clock?: Clock;
 }
 
 type Database = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement;
 
-const SCHEMA_VERSION = 1;
 /** Rows looked at per eviction round (sampled LRU). */
 const SAMPLE = 16;
 /** Bytes of row bookkeeping counted per entry on top of key and value. */
@@ -71,10 +89,21 @@ interface Statements {
   touch: Statement;
   entries: Statement;
   usage: Statement;
+  purge: Statement;
 }
 
 /** id, value, expires_at */
 type Row = [number, Buffer, number | null];
+
+/** A write still waiting for the lock, as reads of its key must see it. */
+interface WaitingWrite {
+  scope: Scope;
+  /** The envelope a set will write, or `null` for a delete. */
+  value: Buffer | null;
+}
+
+/** Marks a read that no waiting write answers. */
+const NOT_WAITING = Symbol("not waiting");
 
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
@@ -82,12 +111,27 @@ export class SqliteStore implements Store {
   readonly maxSize: number;
   readonly maxMemory: number;
   readonly ttl: number;
+  readonly busyTimeoutMs: number;
   readonly #db: Database;
   readonly #clock: Clock;
+  readonly #limited: boolean;
   readonly #listeners = new Set<(event: StoreEvent) => void>();
   readonly #accessed = new Map<number, number>();
   readonly #timer: NodeJS.Timeout;
-  readonly #sql: Statements;
+  readonly #writer: Writer;
+  /** Writes waiting for the lock, by address (`addressOf`), and clears waiting likewise. */
+  readonly #waiting = new Map<string, WaitingWrite>();
+  readonly #waitingClears: ClearScope[] = [];
+  /** `clear`/`size` statements, prepared once per shape of scope. */
+  readonly #scoped = new Map<string, Statement>();
+  #sql: Statements | undefined;
+  #lastTotals = { entries: 0, bytes: 0 };
+  readonly #lastUsage = new Map<string, { entries: number; bytes: number }>();
+  #touches: BetterSqlite3.Transaction<() => void> | undefined;
+  #limitedWrite:
+    | BetterSqlite3.Transaction<(row: unknown[], accessedAt: number) => StoreEvent[]>
+    | undefined;
+  #closing: Promise<void> | undefined;
   #closed = false;
   #lastTick = 0;
 
@@ -102,114 +146,140 @@ export class SqliteStore implements Store {
     this.maxMemory =
       options.maxMemory === undefined ? 0 : parseSize(options.maxMemory, "maxMemory");
     this.ttl = options.ttl === undefined ? 0 : parseDuration(options.ttl, "ttl");
+    this.busyTimeoutMs = nonNegativeInteger(options.busyTimeoutMs ?? 5000, "busyTimeoutMs");
+    this.#limited = this.maxSize > 0 || this.maxMemory > 0;
     this.#clock = options.clock ?? systemClock;
     const Driver = loadPeer<typeof BetterSqlite3>("better-sqlite3", "sqlite");
     if (this.path !== ":memory:") ensureFolder(this.path);
-    this.#db = new Driver(this.path);
-    this.#db.pragma(`busy_timeout = ${Math.floor(options.busyTimeoutMs ?? 5000)}`);
-    this.#db.pragma("journal_mode = WAL");
-    // WAL + NORMAL: a crash never corrupts or half-writes; a power loss may drop the last commits.
-    this.#db.pragma("synchronous = NORMAL");
-    // Checkpoint (and fsync) every ~40 MB of WAL instead of ~4 MB: fewer syncs per write.
-    this.#db.pragma("wal_autocheckpoint = 10000");
-    this.#db.pragma("journal_size_limit = 67108864");
-    this.#migrate();
-    this.#sql = this.#prepare();
+    const db = new Driver(this.path);
+    this.#db = db;
+    db.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
+    this.#writer = new Writer({
+      timeoutMs: this.busyTimeoutMs,
+      setBusyTimeout: (ms) => db.pragma(`busy_timeout = ${ms}`),
+      now: () => this.#clock.now(),
+    });
+    try {
+      this.#open();
+    } catch (error) {
+      db.close();
+      throw error;
+    }
     const flushMs = options.accessFlushMs ?? 1000;
-    this.#timer = setInterval(() => this.#flushAccess(), flushMs);
+    this.#timer = setInterval(() => {
+      try {
+        this.#flushAccess();
+      } catch {
+        // LRU order only; the next flush tries again, and writes report their own failures.
+      }
+    }, flushMs);
     this.#timer.unref();
   }
 
   async get(key: string, scope: Scope): Promise<Entry | undefined> {
-    return this.getNow(key, scope);
-  }
-
-  /** `get` without the promise: better-sqlite3 is synchronous. */
-  getNow(key: string, scope: Scope): Entry | undefined {
-    // Raw rows (arrays) skip building an object per read.
-    const row = this.#sql.get.get(scope.namespace, scope.session ?? "", key) as Row | undefined;
-    if (row === undefined) return undefined;
-    const [id, value, expiresAt] = row;
-    if (expiresAt !== null && expiresAt <= this.#clock.now()) {
-      this.#drop(id, scope, key, "expired");
-      return undefined;
-    }
-    let entry: Entry;
     try {
-      entry = decodeEntry(value);
+      return this.#lookup(key, scope);
     } catch (error) {
-      if (!(error instanceof CorruptEntryError)) throw error;
-      this.#drop(id, scope, key, "corrupt");
-      return undefined;
+      if (!isBusy(error)) throw error;
+      return this.#readLater(() => this.#lookup(key, scope));
     }
-    this.#accessed.set(id, this.#tick());
-    return entry;
   }
 
   async set(key: string, scope: Scope, entry: Entry): Promise<SetOutcome> {
     entry = withDefaultTtl(entry, this.ttl);
     const value = encodeOrRefuse(entry);
     if (value === "not-serializable") return value;
+    const { namespace } = scope;
+    const session = scope.session ?? "";
     const bytes = ROW_OVERHEAD + 2 * key.length + value.length;
     if (this.maxMemory > 0 && bytes > this.maxMemory) {
-      this.#sql.delete.run(scope.namespace, scope.session ?? "", key);
-      return "too-large";
+      const removed = this.#writer.run(() => {
+        this.#statements().delete.run(namespace, session, key);
+        return "too-large" as const;
+      });
+      return this.#track(key, scope, null, removed);
     }
-    this.#flushAccess();
-    const now = this.#tick();
-    const evicted = this.#db
-      .transaction(() => {
-        this.#sql.upsert.run(
-          scope.namespace,
-          scope.session ?? "",
-          key,
-          value,
-          bytes,
-          entry.createdAt,
-          entry.expiresAt ?? null,
-          now,
-        );
-        return this.#evict();
-      })
-      .immediate();
-    for (const event of evicted) this.#emit(event);
-    return "stored";
+    const { createdAt } = entry;
+    const expiresAt = entry.expiresAt ?? null;
+    const write = (): SetOutcome => {
+      // The tick is taken when the row is written (later, if the write waits for a lock).
+      const accessedAt = this.#tick(this.#clock.now());
+      const sql = this.#statements();
+      if (!this.#limited) {
+        // One statement: atomic by itself, no transaction around it.
+        sql.upsert.run(namespace, session, key, value, bytes, createdAt, expiresAt, accessedAt);
+        return "stored";
+      }
+      const row = [namespace, session, key, value, bytes, createdAt, expiresAt];
+      const events = this.#limitedWrite?.immediate(row, accessedAt) ?? [];
+      for (const event of events) this.#emit(event);
+      return "stored";
+    };
+    return this.#track(key, scope, value, this.#writer.run(write, value.length));
   }
 
   async delete(key: string, scope: Scope): Promise<boolean> {
-    return this.#sql.delete.run(scope.namespace, scope.session ?? "", key).changes === 1;
+    const { namespace } = scope;
+    const session = scope.session ?? "";
+    const deleted = this.#writer.run(
+      () => this.#statements().delete.run(namespace, session, key).changes === 1,
+    );
+    return this.#track(key, scope, null, deleted);
   }
 
   async clear(scope?: ClearScope): Promise<number> {
-    const { where, params } = scopeFilter(scope);
-    return this.#db.prepare(`DELETE FROM entries ${where}`).run(...params).changes;
+    const { sql, params } = clearSql(scope);
+    const cleared = this.#writer.run(() => this.#scopedStatement(sql).run(...params).changes);
+    if (!(cleared instanceof Promise)) return cleared;
+    // Waiting: reads in the scope miss from now on, except for keys set after this clear.
+    const record: ClearScope = { namespace: scope?.namespace, session: scope?.session };
+    for (const [address, write] of this.#waiting) {
+      if (covers(record, write.scope)) this.#waiting.delete(address);
+    }
+    this.#waitingClears.push(record);
+    const done = () => {
+      this.#waitingClears.splice(this.#waitingClears.indexOf(record), 1);
+    };
+    cleared.then(done, done);
+    return cleared;
   }
 
+  /** Counts the live entries in `scope` that are in the file (writes still waiting are not). */
   async size(scope?: ClearScope): Promise<number> {
-    const { where, params } = scopeFilter(scope);
-    const live = `${where === "" ? "WHERE" : `${where} AND`} (expires_at IS NULL OR expires_at > ?)`;
-    const row = this.#db
-      .prepare(`SELECT count(*) AS n FROM entries ${live}`)
-      .get(...params, this.#clock.now()) as {
-      n: number;
-    };
-    return row.n;
+    const { sql, params } = sizeSql(scope);
+    const count = () =>
+      this.#sql === undefined
+        ? 0
+        : (this.#scopedStatement(sql)
+            .pluck()
+            .get(...params, this.#clock.now()) as number);
+    try {
+      return count();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      return this.#readLater(count);
+    }
   }
 
   async *entries(scope: Scope): AsyncIterable<[key: string, entry: Entry]> {
     this.#flushAccess();
-    const rows = this.#sql.entries.all(scope.namespace, scope.session ?? "", this.#clock.now()) as {
-      id: number;
-      key: string;
-      value: Buffer;
-    }[];
+    const list = () =>
+      (this.#sql?.entries.all(scope.namespace, scope.session ?? "", this.#clock.now()) ?? []) as {
+        id: number;
+        key: string;
+        value: Buffer;
+      }[];
+    let rows: { id: number; key: string; value: Buffer }[];
+    try {
+      rows = list();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      rows = await this.#readLater(list);
+    }
     for (const row of rows) {
-      try {
-        yield [row.key, decodeEntry(row.value)];
-      } catch (error) {
-        if (!(error instanceof CorruptEntryError)) throw error;
-        this.#drop(row.id, scope, row.key, "corrupt");
-      }
+      const entry = decodeOrUndefined(row.value);
+      if (entry === undefined) this.#drop(row.id, scope, row.key, "corrupt");
+      else yield [row.key, entry];
     }
   }
 
@@ -218,75 +288,136 @@ export class SqliteStore implements Store {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Entries and bytes of a namespace; while a lock keeps reads out, the last figures read. */
   usage(namespace: string): { entries: number; bytes: number } {
-    const row = this.#sql.usage.get(namespace) as { n: number; b: number | null };
-    return { entries: row.n, bytes: row.b ?? 0 };
-  }
-
-  /** Totals across every namespace, as kept by the triggers. */
-  totals(): { entries: number; bytes: number } {
-    return this.#sql.totals.get() as { entries: number; bytes: number };
-  }
-
-  /** Removes every expired entry now (expiry is otherwise checked when an entry is read). */
-  purgeExpired(): number {
-    return this.#db
-      .prepare("DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?")
-      .run(this.#clock.now()).changes;
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#timer);
-    this.#flushAccess();
-    this.#db.close();
-  }
-
-  #migrate(): void {
-    this.#db.exec(`
-      CREATE TABLE IF NOT EXISTS infercache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS entries (
-        id INTEGER PRIMARY KEY,
-        namespace TEXT NOT NULL,
-        session TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value BLOB NOT NULL,
-        bytes INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER,
-        accessed_at INTEGER NOT NULL
-      );
-      CREATE UNIQUE INDEX IF NOT EXISTS entries_address ON entries (namespace, session, key);
-      CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), entries INTEGER NOT NULL, bytes INTEGER NOT NULL);
-      INSERT OR IGNORE INTO totals (id, entries, bytes) VALUES (1, 0, 0);
-      CREATE TRIGGER IF NOT EXISTS entries_insert AFTER INSERT ON entries BEGIN
-        UPDATE totals SET entries = entries + 1, bytes = bytes + NEW.bytes WHERE id = 1;
-      END;
-      CREATE TRIGGER IF NOT EXISTS entries_delete AFTER DELETE ON entries BEGIN
-        UPDATE totals SET entries = entries - 1, bytes = bytes - OLD.bytes WHERE id = 1;
-      END;
-      CREATE TRIGGER IF NOT EXISTS entries_update AFTER UPDATE OF bytes ON entries BEGIN
-        UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 1;
-      END;
-    `);
-    const version = this.#db
-      .prepare("SELECT value FROM infercache_meta WHERE name = 'schema'")
-      .get() as { value: string } | undefined;
-    if (version === undefined) {
-      this.#db
-        .prepare("INSERT OR IGNORE INTO infercache_meta (name, value) VALUES ('schema', ?)")
-        .run(String(SCHEMA_VERSION));
-    } else if (Number(version.value) !== SCHEMA_VERSION) {
-      throw new Error(
-        `infercache: ${this.path} has cache schema ${version.value}, this version reads ${SCHEMA_VERSION}; use another file or delete it`,
-      );
+    const last = this.#lastUsage.get(namespace) ?? { entries: 0, bytes: 0 };
+    if (this.#sql === undefined) return last;
+    try {
+      const row = this.#sql.usage.get(namespace) as { n: number; b: number | null };
+      const usage = { entries: row.n, bytes: row.b ?? 0 };
+      this.#lastUsage.set(namespace, usage);
+      return usage;
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      return last;
     }
   }
 
-  #prepare(): Statements {
-    const db = this.#db;
+  /** Totals across every namespace, as kept by the triggers (the last read, during a lock). */
+  totals(): { entries: number; bytes: number } {
+    if (this.#sql === undefined) return this.#lastTotals;
+    try {
+      this.#lastTotals = this.#sql.totals.get() as { entries: number; bytes: number };
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+    }
+    return this.#lastTotals;
+  }
+
+  /**
+   * `degraded` while writes are refused because another process has held the write lock longer
+   * than `busyTimeoutMs` (`ok` again once a write lands), or when the file could not be set up.
+   */
+  health(): StoreHealth {
+    const since = this.#writer.refusedSince;
+    if (since === undefined) return { state: "ok" };
+    if (this.#writer.failed) {
+      return {
+        state: "degraded",
+        reason:
+          "the SQLite file could not be set up; writes are refused (the store's errors say why)",
+        since,
+      };
+    }
     return {
+      state: "degraded",
+      reason: `another process holds the SQLite write lock: writes waited over ${this.busyTimeoutMs} ms and were not cached`,
+      since,
+    };
+  }
+
+  /**
+   * A random secret kept in the file's `infercache_meta` table under `secret:<name>`, created by
+   * whichever process asks first (INSERT OR IGNORE) and read by every other: the gateway's tenant
+   * hashes then agree across restarts and processes on this file.
+   */
+  async secret(name: string): Promise<string> {
+    const row = `secret:${name}`;
+    const read = () =>
+      this.#db.prepare("SELECT value FROM infercache_meta WHERE name = ?").get(row) as
+        | { value: string }
+        | undefined;
+    let found: { value: string } | undefined;
+    try {
+      found = read();
+    } catch {
+      // The file is still being set up behind another process's lock: wait for it like a write.
+      await this.#writer.run(() => 0);
+      found = read();
+    }
+    if (found !== undefined) return found.value;
+    const candidate = randomBytes(32).toString("hex");
+    await this.#writer.run(() =>
+      this.#db
+        .prepare("INSERT OR IGNORE INTO infercache_meta (name, value) VALUES (?, ?)")
+        .run(row, candidate),
+    );
+    const stored = read();
+    if (stored === undefined)
+      throw new Error("infercache: the SQLite store lost its secret as it was written");
+    return stored.value;
+  }
+
+  /** Removes every expired entry now (expiry is otherwise checked when an entry is read). */
+  async purgeExpired(): Promise<number> {
+    const now = this.#clock.now();
+    return this.#writer.run(() => this.#statements().purge.run(now).changes);
+  }
+
+  /** Closes the file once the writes still waiting for a lock have landed or been refused. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#timer);
+      await this.#writer.idle();
+      this.#flushAccess();
+      this.#closed = true;
+      this.#db.close();
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Opens the file: at once when it is set up (reads only, no lock needed), else setting it up
+   * now, or, while another process holds a lock it needs, as the first write once it is free.
+   */
+  #open(): void {
+    try {
+      this.#connect();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      this.#writer.setUpFirst(() => this.#connect());
+    }
+  }
+
+  /** Every step of opening; each is repeatable, so a step refused by a lock is simply retried. */
+  #connect(): void {
+    const db = this.#db;
+    // WAL + NORMAL: a crash never corrupts or half-writes; a power loss may drop the last commits.
+    db.pragma("synchronous = NORMAL");
+    // Checkpoint (and fsync) every ~40 MB of WAL instead of ~4 MB: fewer syncs per write.
+    db.pragma("wal_autocheckpoint = 10000");
+    db.pragma("journal_size_limit = 67108864");
+    const state = inspect(db, this.path);
+    // Reads and writes work on any layout this version reads; what is missing comes later.
+    if (state.usable && this.#sql === undefined) this.#prepare();
+    if (!state.needsSetup) return;
+    setUp(db, this.path);
+    if (this.#sql === undefined) this.#prepare();
+  }
+
+  #prepare(): void {
+    const db = this.#db;
+    const sql: Statements = {
       get: db
         .prepare(
           "SELECT id, value, expires_at FROM entries WHERE namespace = ? AND session = ? AND key = ?",
@@ -311,40 +442,162 @@ export class SqliteStore implements Store {
         "SELECT id, key, value FROM entries WHERE namespace = ? AND session = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY accessed_at, id",
       ),
       usage: db.prepare("SELECT count(*) AS n, sum(bytes) AS b FROM entries WHERE namespace = ?"),
+      purge: db.prepare("DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?"),
     };
+    const accessed = this.#accessed;
+    this.#touches = db.transaction(() => {
+      for (const [id, at] of accessed) sql.touch.run(at, id);
+      accessed.clear();
+    });
+    // With limits, the write, the check and any eviction are one transaction: reading the totals
+    // outside one would take a read snapshot of its own, which costs more than the transaction.
+    this.#limitedWrite = db.transaction((row: unknown[], accessedAt: number): StoreEvent[] => {
+      sql.upsert.run(...row, accessedAt);
+      if (!this.#isOver(sql.totals.get() as { entries: number; bytes: number })) return [];
+      // LRU order must be current before choosing victims.
+      for (const [id, at] of accessed) sql.touch.run(at, id);
+      accessed.clear();
+      return this.#evict(sql);
+    });
+    this.#sql = sql;
+  }
+
+  /** The statements, for a write: writes run only once the file is set up. */
+  #statements(): Statements {
+    if (this.#sql === undefined) throw new Error("infercache: SqliteStore wrote before setup");
+    return this.#sql;
+  }
+
+  #scopedStatement(sql: string): Statement {
+    let statement = this.#scoped.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#scoped.set(sql, statement);
+    }
+    return statement;
   }
 
   /**
-   * Inside the write transaction: drops least recently used entries until the limits hold.
+   * Keeps what reads of `key` must see while its write waits for the lock (`value`: the envelope
+   * a set writes, `null` for a delete), until the write lands or is refused.
+   */
+  #track<T>(
+    key: string,
+    scope: Scope,
+    value: Buffer | null,
+    result: T | Promise<T>,
+  ): T | Promise<T> {
+    if (!(result instanceof Promise)) return result;
+    const address = addressOf(scope, key);
+    const record: WaitingWrite = { scope, value };
+    this.#waiting.set(address, record);
+    const done = () => {
+      if (this.#waiting.get(address) === record) this.#waiting.delete(address);
+    };
+    result.then(done, done);
+    return result;
+  }
+
+  /** `get`, once; throws SQLITE_BUSY when a lock keeps the read out. */
+  #lookup(key: string, scope: Scope): Entry | undefined {
+    if (this.#writer.waiting) {
+      const waiting = this.#readWaiting(key, scope);
+      if (waiting !== NOT_WAITING) return waiting;
+    }
+    const sql = this.#sql;
+    if (sql === undefined) return undefined; // not set up yet: nothing stored
+    // Raw rows (arrays) skip building an object per read.
+    const row = sql.get.get(scope.namespace, scope.session ?? "", key) as Row | undefined;
+    if (row === undefined) return undefined;
+    const [id, value, expiresAt] = row;
+    const now = this.#clock.now();
+    if (expiresAt !== null && expiresAt <= now) {
+      this.#drop(id, scope, key, "expired");
+      return undefined;
+    }
+    const entry = decodeOrUndefined(value);
+    if (entry === undefined) {
+      this.#drop(id, scope, key, "corrupt");
+      return undefined;
+    }
+    this.#accessed.set(id, this.#tick(now));
+    return entry;
+  }
+
+  /**
+   * A read that a lock kept out (rare under WAL: another process recovering the log, or a file
+   * not in WAL mode), retried with back-off without blocking, up to `busyTimeoutMs`.
+   */
+  async #readLater<T>(read: () => T): Promise<T> {
+    const started = performance.now();
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      try {
+        return read();
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+      }
+      const waited = performance.now() - started;
+      if (waited >= this.busyTimeoutMs) {
+        throw new LockTimeoutError(
+          `infercache: another process has held a SQLite lock for over ${this.busyTimeoutMs} ms (busyTimeoutMs); this read was not answered`,
+          Math.round(waited),
+          0,
+        );
+      }
+    }
+  }
+
+  /** A read while writes wait: what they will leave for this key, or NOT_WAITING. */
+  #readWaiting(key: string, scope: Scope): Entry | undefined | typeof NOT_WAITING {
+    const write = this.#waiting.get(addressOf(scope, key));
+    if (write !== undefined) {
+      if (write.value === null) return undefined;
+      // Decoded again, so the caller gets its own copy, as from the file.
+      const entry = decodeOrUndefined(write.value);
+      return entry === undefined || isExpired(entry, this.#clock.now()) ? undefined : entry;
+    }
+    for (const clear of this.#waitingClears) if (covers(clear, scope)) return undefined;
+    return NOT_WAITING;
+  }
+
+  #isOver(totals: { entries: number; bytes: number }): boolean {
+    return (
+      totals.entries > 0 &&
+      ((this.maxSize > 0 && totals.entries > this.maxSize) ||
+        (this.maxMemory > 0 && totals.bytes > this.maxMemory))
+    );
+  }
+
+  /**
+   * Inside the eviction transaction: drops least recently used entries until the limits hold.
    *
    * Sampled LRU, as Redis does it: each round reads SAMPLE consecutive rows from a random rowid
    * and drops the least recently used of them. An index on the access time would make every write
    * and every access-time flush update one more B-tree (~40% of a write here); with up to SAMPLE
    * entries the choice is exact, beyond that it is a close approximation.
    */
-  #evict(): StoreEvent[] {
+  #evict(sql: Statements): StoreEvent[] {
     const events: StoreEvent[] = [];
     for (;;) {
-      const totals = this.#sql.totals.get() as { entries: number; bytes: number };
-      const overCount = this.maxSize > 0 ? totals.entries - this.maxSize : 0;
-      const overBytes = this.maxMemory > 0 && totals.bytes > this.maxMemory;
-      if ((overCount <= 0 && !overBytes) || totals.entries === 0) return events;
-      const { low, high } = this.#sql.bounds.get() as { low: number; high: number };
+      const totals = sql.totals.get() as { entries: number; bytes: number };
+      if (!this.#isOver(totals)) return events;
+      const overCount = this.maxSize > 0 && totals.entries > this.maxSize;
+      const { low, high } = sql.bounds.get() as { low: number; high: number };
       const start = low + Math.floor(Math.random() * (high - low + 1));
-      let sample = this.#sql.sample.all(start) as { id: number; accessed_at: number }[];
-      if (sample.length < SAMPLE)
-        sample = sample.concat(this.#sql.sample.all(low) as typeof sample);
+      let sample = sql.sample.all(start) as { id: number; accessed_at: number }[];
+      if (sample.length < SAMPLE) sample = sample.concat(sql.sample.all(low) as typeof sample);
       let victim = sample[0];
       for (const row of sample)
         if (victim === undefined || row.accessed_at < victim.accessed_at) victim = row;
       if (victim === undefined) return events;
-      const removed = this.#sql.evictId.get(victim.id) as
+      const removed = sql.evictId.get(victim.id) as
         | { namespace: string; session: string; key: string }
         | undefined;
       if (removed === undefined) continue;
       events.push({
         type: "evict",
-        reason: overCount > 0 ? "size" : "memory",
+        reason: overCount ? "size" : "memory",
         scope: scopeOf(removed.namespace, removed.session),
         key: removed.key,
       });
@@ -352,51 +605,59 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * LRU order: microseconds since the epoch, strictly increasing within this process, so two uses
-   * in one millisecond keep their order; comparable across processes to about a millisecond.
+   * LRU order: microseconds of the store's clock, strictly increasing within this process, so two
+   * uses in one millisecond keep their order; comparable across processes to about a millisecond.
    */
-  #tick(): number {
-    this.#lastTick = Math.max(this.#lastTick + 1, Date.now() * 1000);
+  #tick(now: number): number {
+    this.#lastTick = Math.max(this.#lastTick + 1, Math.floor(now * 1000));
     return this.#lastTick;
   }
 
+  /** Removes an entry found expired or damaged; best effort (a later read finds it again). */
   #drop(id: number, scope: Scope, key: string, reason: EvictReason): void {
-    this.#sql.deleteId.run(id);
     this.#emit({ type: "evict", reason, scope, key });
+    try {
+      const dropped = this.#writer.run(() => this.#statements().deleteId.run(id));
+      if (dropped instanceof Promise) dropped.catch(() => {});
+    } catch {
+      // The read has its answer (a miss) either way.
+    }
   }
 
   #emit(event: StoreEvent): void {
     for (const listener of this.#listeners) listener(event);
   }
 
+  /**
+   * Writes the gathered access times. Skipped while writes wait for a lock, and kept for the next
+   * flush when the lock is taken meanwhile: LRU order may lag, nothing else depends on it.
+   */
   #flushAccess(): void {
-    if (this.#accessed.size === 0 || this.#closed) return;
-    const touches = [...this.#accessed];
-    this.#accessed.clear();
-    const touch = this.#sql.touch;
-    this.#db.transaction(() => {
-      for (const [id, at] of touches) touch.run(at, id);
-    })();
+    if (this.#accessed.size === 0 || this.#closed || this.#writer.waiting) return;
+    try {
+      this.#touches?.immediate();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+    }
   }
+}
+
+/** One string per (namespace, session, key), unambiguous: lengths prefix the free-form parts. */
+function addressOf(scope: Scope, key: string): string {
+  const session = scope.session ?? "";
+  return `${scope.namespace.length}:${scope.namespace}${session.length}:${session}${key}`;
+}
+
+/** Whether `clear(scope)` removes the entries of `entryScope`. */
+function covers(scope: ClearScope, entryScope: Scope): boolean {
+  if (scope.namespace !== undefined && scope.namespace !== entryScope.namespace) return false;
+  if (scope.session === undefined) return true;
+  const session = entryScope.session ?? "";
+  return scope.session === null ? session === "" : scope.session === session;
 }
 
 function scopeOf(namespace: string, session: string): Scope {
   return session === "" ? { namespace } : { namespace, session };
-}
-
-function scopeFilter(scope: ClearScope | undefined): { where: string; params: string[] } {
-  const clauses: string[] = [];
-  const params: string[] = [];
-  if (scope?.namespace !== undefined) {
-    clauses.push("namespace = ?");
-    params.push(scope.namespace);
-  }
-  if (scope?.session === null) clauses.push("session = ''");
-  else if (scope?.session !== undefined) {
-    clauses.push("session = ?");
-    params.push(scope.session);
-  }
-  return { where: clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`, params };
 }
 
 function ensureFolder(path: string): void {
