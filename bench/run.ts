@@ -16,6 +16,7 @@ import { llm } from "./sections/llm.js";
 import { maxMemory } from "./sections/max-memory.js";
 import { memoryStore } from "./sections/memory-store.js";
 import { prefix } from "./sections/prefix.js";
+import { protocolHits } from "./sections/protocol-hits.js";
 import { batching, queue } from "./sections/queue.js";
 import { redis } from "./sections/redis.js";
 import { sqlite } from "./sections/sqlite.js";
@@ -34,6 +35,7 @@ const sections: Section[] = [
   llm,
   prefix,
   gateway,
+  protocolHits,
 ];
 
 const onlyFlag = process.argv.indexOf("--only");

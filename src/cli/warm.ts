@@ -22,8 +22,10 @@ export const WARM_HELP = `Usage: infercache warm FILE.jsonl (--upstream URL | --
 
 Sends every request of FILE.jsonl through the gateway and stores the answers. A line is a
 request body ({"model": …, "messages": […]} for chat, "prompt" for completions, "input" for
-embeddings) or {"path": "/v1/chat/completions", "body": {…}}. Use the store, namespace and
-tenant settings of the gateway that will serve them.
+embeddings) or {"path": "/v1/…", "body": {…}}, with "headers": {…} for the headers that are
+part of a key and that its clients send (e.g. {"anthropic-version": "2023-06-01"} for
+/v1/messages; never credentials: use --api-key). Use the store, namespace and tenant settings
+of the gateway that will serve them.
 
   --upstream URL / --model PATH   what computes the answers (as for serve)
   --store SPEC          sqlite:PATH (default ${DEFAULT_STORE}) or redis://HOST:PORT
@@ -39,6 +41,7 @@ interface Line {
   number: number;
   path: string;
   body: unknown;
+  headers?: Record<string, string>;
 }
 
 export async function warmCommand(args: string[]): Promise<number> {
@@ -66,7 +69,9 @@ export async function warmCommand(args: string[]): Promise<number> {
     );
   }
   const concurrency = integer(values, "concurrency", 1, 1);
-  const lines = await readLines(file);
+  // Loaded here, not at the top: the CLI loads the gateway only for the commands that use it.
+  const { CREDENTIAL_HEADERS } = await import("../server/gateway/tenants.js");
+  const lines = await readLines(file, CREDENTIAL_HEADERS);
   const source = await openSource(values);
   const store = await openStore(storeSpec);
   const { createGateway } = await import("../server/gateway/gateway.js");
@@ -93,6 +98,7 @@ export async function warmCommand(args: string[]): Promise<number> {
           new Request(`http://warm${line.path}`, {
             method: "POST",
             headers: {
+              ...line.headers,
               "content-type": "application/json",
               ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
             },
@@ -129,7 +135,10 @@ export async function warmCommand(args: string[]): Promise<number> {
   return counts.failed > 0 ? 1 : 0;
 }
 
-async function readLines(file: string): Promise<{ requests: Line[]; invalid: string[] }> {
+async function readLines(
+  file: string,
+  credentials: readonly string[],
+): Promise<{ requests: Line[]; invalid: string[] }> {
   const requests: Line[] = [];
   const invalid: string[] = [];
   let number = 0;
@@ -153,26 +162,51 @@ async function readLines(file: string): Promise<{ requests: Line[]; invalid: str
       invalid.push(`line ${number}: not JSON (${(error as Error).message})`);
       continue;
     }
-    const line = toLine(value, number);
+    const line = toLine(value, number, credentials);
     if (typeof line === "string") invalid.push(line);
     else requests.push(line);
   }
   return { requests, invalid };
 }
 
-function toLine(value: unknown, number: number): Line | string {
+function toLine(value: unknown, number: number, credentials: readonly string[]): Line | string {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     return `line ${number}: expected a JSON object (a request body, or { "path", "body" })`;
   const record = value as Record<string, unknown>;
   if (typeof record.path === "string" && typeof record.body === "object" && record.body !== null) {
     if (!record.path.startsWith("/v1/"))
       return `line ${number}: "path" must start with /v1/, got ${JSON.stringify(record.path)}`;
-    return { number, path: record.path, body: record.body };
+    if (record.headers === undefined) return { number, path: record.path, body: record.body };
+    const headers = headersOf(record.headers, credentials);
+    if (typeof headers === "string") return `line ${number}: ${headers}`;
+    return { number, path: record.path, body: record.body, headers };
   }
   if (Array.isArray(record.messages)) return { number, path: "/v1/chat/completions", body: value };
   if (record.prompt !== undefined) return { number, path: "/v1/completions", body: value };
   if (record.input !== undefined) return { number, path: "/v1/embeddings", body: value };
   return `line ${number}: cannot tell the route: expected "messages", "prompt" or "input", or { "path", "body" }`;
+}
+
+/** A line's headers, lowercase, or what is wrong with them (never their values). */
+function headersOf(
+  value: unknown,
+  credentials: readonly string[],
+): Record<string, string> | string {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return '"headers" must be an object of strings, e.g. {"anthropic-version": "2023-06-01"}';
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, text] of Object.entries(value)) {
+    if (typeof text !== "string") {
+      return `"headers" must be an object of strings, e.g. {"anthropic-version": "2023-06-01"}; ${JSON.stringify(name)} is not`;
+    }
+    const lower = name.toLowerCase();
+    if (credentials.includes(lower) || lower === "cookie") {
+      return `"headers" must not carry credentials (${lower}); pass --api-key instead`;
+    }
+    headers[lower] = text;
+  }
+  return headers;
 }
 
 /** A progress bar on a terminal; a line every 10% otherwise (CI logs). */

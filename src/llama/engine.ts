@@ -1,7 +1,9 @@
 /**
  * `LlamaEngine`: an OpenAI-compatible inference handler backed by node-llama-cpp —
- * `/v1/chat/completions` (streaming and not), `/v1/completions`, `/v1/embeddings`, `/v1/models` —
- * with a concurrency limit (one context sequence by default, like Gradio's default of 1). It is
+ * `/v1/chat/completions` (streaming and not), `/v1/completions`, `/v1/embeddings`, `/v1/models`,
+ * and the OpenAI Responses and Anthropic Messages formats (`/v1/responses`, `/v1/messages`,
+ * `/v1/messages/count_tokens`; see `responses-api.ts`, `messages-api.ts`) — with a concurrency
+ * limit (one context sequence by default, like Gradio's default of 1). It is
  * the real upstream of the LLM layer's tests and the gateway's embedded default.
  *
  * Chat messages are rendered as "role: content" lines ending with "assistant:" and completed
@@ -21,6 +23,9 @@ import type {
 } from "node-llama-cpp";
 import { importPeer } from "../base/optional-peer.js";
 import { limit } from "../queue/limit.js";
+import type { Generator } from "./generator.js";
+import { countMessageTokens, createMessage } from "./messages-api.js";
+import { createResponse, responsesError } from "./responses-api.js";
 import {
   LlamaStateCache,
   type LlamaStateCacheOptions,
@@ -85,6 +90,8 @@ export class LlamaEngine {
   readonly #embed: (texts: string[]) => Promise<Float32Array[]>;
   readonly #sequences = new Map<LlamaContext, LlamaContextSequence>();
   #ids = 0;
+  /** What the Responses and Messages formats see of this engine. */
+  readonly #generator: Generator;
 
   private constructor(
     lib: NodeLlamaCpp,
@@ -104,6 +111,12 @@ export class LlamaEngine {
     this.#embedding = embedding;
     this.#keep = options.keepReceived ?? 1000;
     this.modelName = options.modelName ?? basename(options.modelPath).replace(/\.gguf$/i, "");
+    this.#generator = {
+      modelName: this.modelName,
+      nextId: () => ++this.#ids,
+      countTokens: (text) => this.#model.tokenize(text).length,
+      generate: (prompt, options, signal, onText) => this.#run(prompt, options, signal, onText),
+    };
     this.#generate = limit(
       async (run: (context: LlamaContext) => Promise<unknown>) => {
         const context = this.#free.pop() as LlamaContext;
@@ -160,6 +173,9 @@ export class LlamaEngine {
         data: [{ id: this.modelName, object: "model", created: 0, owned_by: "infercache" }],
       });
     }
+    if (request.method === "GET" && /\/responses\/[^/]+$/.test(path)) {
+      return responsesError(404, "the local engine keeps no responses (it answers `store: false`)");
+    }
     if (request.method !== "POST") return error(405, `${request.method} is not supported here`);
     let body: Record<string, unknown>;
     try {
@@ -172,6 +188,9 @@ export class LlamaEngine {
     if (path.endsWith("/chat/completions")) return this.#chat(body, request.signal);
     if (path.endsWith("/completions")) return this.#completion(body, request.signal);
     if (path.endsWith("/embeddings")) return this.#embeddings(body);
+    if (path.endsWith("/responses")) return createResponse(this.#generator, body, request.signal);
+    if (path.endsWith("/messages/count_tokens")) return countMessageTokens(this.#generator, body);
+    if (path.endsWith("/messages")) return createMessage(this.#generator, body, request.signal);
     return error(404, `no route for ${path}`);
   };
 
@@ -285,7 +304,13 @@ export class LlamaEngine {
     options: GenerationOptions,
     signal: AbortSignal,
     onText: (chunk: string) => void,
-  ): Promise<{ text: string; finish: string; completionTokens: number; reused: number }> {
+  ): Promise<{
+    text: string;
+    finish: "length" | "stop";
+    completionTokens: number;
+    reused: number;
+    stopSequence?: string | undefined;
+  }> {
     const tokens = this.#model.tokenize(prompt);
     // What the sequence will hold: LlamaCompletion puts the BOS token first when the model wants it.
     const bos = this.#model.tokens.bos;
@@ -313,11 +338,16 @@ export class LlamaEngine {
             source: restored.source,
             evaluatedTokens: sequence.tokenMeter.usedInputTokens - before,
           };
+          const meta = result.metadata;
           resolve({
             text: result.response,
-            finish: result.metadata.stopReason === "maxTokens" ? "length" : "stop",
+            finish: meta.stopReason === "maxTokens" ? "length" : "stop",
             completionTokens: this.#model.tokenize(result.response).length,
             reused: restored.reused,
+            stopSequence:
+              meta.stopReason === "customStopTrigger"
+                ? meta.customStopTrigger.filter((part) => typeof part === "string").join("")
+                : undefined,
           });
           // The answer is out; save the prompt's state before the sequence takes another request.
           if (cache !== undefined) await cache.save(sequence, held as Token[]);
@@ -372,6 +402,7 @@ interface GenerationOptions {
   maxTokens: number;
   temperature: number;
   topP?: number;
+  topK?: number;
   seed?: number;
   customStopTriggers?: string[];
 }

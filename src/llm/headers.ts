@@ -71,6 +71,9 @@ const TRANSPORT = new Set([
   "forwarded",
   "via",
   "x-goog-api-client",
+  // Anthropic: attribution of a request to an end user, and the browser-CORS opt-in.
+  "anthropic-user-profile-id",
+  "anthropic-dangerous-direct-browser-access",
 ]);
 
 const TRANSPORT_PREFIXES = ["x-stainless-", "sec-", "x-infercache-", "cf-"];

@@ -1,8 +1,11 @@
 /**
  * An answer from a stored record, in the form the request asked for: a recorded stream replayed
  * byte for byte (optionally paced), or converted by the protocol (a stream from a plain record,
- * a plain answer from a stream) — or `undefined` when the protocol cannot convert it exactly. Headers say what happened: `x-infercache` (hit, miss,
- * coalesced…), `x-infercache-key`, `Age` and `Server-Timing`.
+ * a plain answer from a stream) — or `undefined` when the protocol cannot convert it exactly.
+ * Headers say what happened: `x-infercache` (hit, miss, coalesced…), `x-infercache-key`, `Age`,
+ * `Server-Timing`, and `x-infercache-saved-tokens`: the tokens the recorded usage counts, which
+ * this answer did not cost (its body keeps the recorded usage, byte for byte, so the header is
+ * where a hit says it was free).
  */
 
 import type { Entry } from "../store/store.js";
@@ -26,6 +29,7 @@ export function renderRecord(
       Math.max(0, Math.floor((pipeline.core.clock.now() - entry.createdAt) / 1000)),
     );
   }
+  headers["x-infercache-saved-tokens"] = String(record.usage.total);
   headers["server-timing"] =
     `cache;desc="${outcome}";dur=${(performance.now() - call.started).toFixed(3)}, upstream;desc="recorded";dur=${(entry?.computeMs ?? 0).toFixed(1)}`;
   if (record.format === "sse" || record.format === "json") {

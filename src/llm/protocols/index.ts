@@ -4,11 +4,16 @@
  */
 
 import type { Protocol } from "../protocol.js";
+import { countTokensProtocol, messagesProtocol } from "./anthropic.js";
 import { chatProtocol, completionProtocol } from "./chat.js";
 import { embeddingsProtocol, type ItemizedProtocol } from "./embeddings.js";
+import { responsesProtocol } from "./responses.js";
 
 export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
   chatProtocol,
   completionProtocol,
   embeddingsProtocol,
+  responsesProtocol,
+  messagesProtocol,
+  countTokensProtocol,
 ];
