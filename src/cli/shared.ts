@@ -3,8 +3,11 @@
 import { parseArgs } from "node:util";
 import type { Store } from "../store/store.js";
 
-export type Values = Record<string, string | boolean | undefined>;
-type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+export type Values = Record<string, string | boolean | string[] | undefined>;
+type OptionSpec = Record<
+  string,
+  { type: "string" | "boolean"; short?: string; multiple?: boolean }
+>;
 
 /** Thrown for bad command lines: the message says what to pass; the exit code is 2. */
 export class UsageError extends Error {
@@ -36,7 +39,10 @@ export function parse(
 ): { values: Values; positionals: string[] } {
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true }) as {
+      values: Values;
+      positionals: string[];
+    };
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

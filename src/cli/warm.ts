@@ -63,17 +63,25 @@ export async function warmCommand(args: string[]): Promise<number> {
     );
   const keying = keyingOptions(values);
   const apiKey = option(values, "api-key", "OPENAI_API_KEY");
-  if (!keying.sharedCache && apiKey !== undefined && keying.tenantSecret === undefined) {
-    throw new UsageError(
-      "answers partitioned by API key need the gateway's --tenant-secret (or pass --shared-cache)",
-    );
-  }
   const concurrency = integer(values, "concurrency", 1, 1);
   // Loaded here, not at the top: the CLI loads the gateway only for the commands that use it.
-  const { CREDENTIAL_HEADERS } = await import("../server/gateway/tenants.js");
-  const lines = await readLines(file, CREDENTIAL_HEADERS);
-  const source = await openSource(values);
+  const { headerRole } = await import("../llm/headers.js");
+  const lines = await readLines(file, (name) => headerRole(name) === "credential");
   const store = await openStore(storeSpec);
+  // Tenants are keyed hashes: warm and serve agree on them through the store's own secret, or a
+  // --tenant-secret both are given.
+  if (
+    !keying.sharedCache &&
+    apiKey !== undefined &&
+    keying.tenantSecret === undefined &&
+    store.secret === undefined
+  ) {
+    await store.close();
+    throw new UsageError(
+      "answers partitioned by API key need the gateway's --tenant-secret with this store (or pass --shared-cache)",
+    );
+  }
+  const source = await openSource(values);
   const { createGateway } = await import("../server/gateway/gateway.js");
   const gateway = createGateway({
     ...source.gateway,
@@ -137,7 +145,7 @@ export async function warmCommand(args: string[]): Promise<number> {
 
 async function readLines(
   file: string,
-  credentials: readonly string[],
+  isCredential: (name: string) => boolean,
 ): Promise<{ requests: Line[]; invalid: string[] }> {
   const requests: Line[] = [];
   const invalid: string[] = [];
@@ -162,14 +170,18 @@ async function readLines(
       invalid.push(`line ${number}: not JSON (${(error as Error).message})`);
       continue;
     }
-    const line = toLine(value, number, credentials);
+    const line = toLine(value, number, isCredential);
     if (typeof line === "string") invalid.push(line);
     else requests.push(line);
   }
   return { requests, invalid };
 }
 
-function toLine(value: unknown, number: number, credentials: readonly string[]): Line | string {
+function toLine(
+  value: unknown,
+  number: number,
+  isCredential: (name: string) => boolean,
+): Line | string {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     return `line ${number}: expected a JSON object (a request body, or { "path", "body" })`;
   const record = value as Record<string, unknown>;
@@ -177,7 +189,7 @@ function toLine(value: unknown, number: number, credentials: readonly string[]):
     if (!record.path.startsWith("/v1/"))
       return `line ${number}: "path" must start with /v1/, got ${JSON.stringify(record.path)}`;
     if (record.headers === undefined) return { number, path: record.path, body: record.body };
-    const headers = headersOf(record.headers, credentials);
+    const headers = headersOf(record.headers, isCredential);
     if (typeof headers === "string") return `line ${number}: ${headers}`;
     return { number, path: record.path, body: record.body, headers };
   }
@@ -190,7 +202,7 @@ function toLine(value: unknown, number: number, credentials: readonly string[]):
 /** A line's headers, lowercase, or what is wrong with them (never their values). */
 function headersOf(
   value: unknown,
-  credentials: readonly string[],
+  isCredential: (name: string) => boolean,
 ): Record<string, string> | string {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return '"headers" must be an object of strings, e.g. {"anthropic-version": "2023-06-01"}';
@@ -201,7 +213,7 @@ function headersOf(
       return `"headers" must be an object of strings, e.g. {"anthropic-version": "2023-06-01"}; ${JSON.stringify(name)} is not`;
     }
     const lower = name.toLowerCase();
-    if (credentials.includes(lower) || lower === "cookie") {
+    if (isCredential(lower)) {
       return `"headers" must not carry credentials (${lower}); pass --api-key instead`;
     }
     headers[lower] = text;

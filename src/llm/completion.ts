@@ -123,10 +123,18 @@ export class Completion {
     );
     const id = FlightTable.id(call.scope, key);
     if (call.parsed.stream) {
-      const recorder = new StreamRecorder(() =>
-        controller.abort(new Error("infercache: every reader left")),
+      let pending: Pending | undefined;
+      const recorder = new StreamRecorder(
+        () => controller.abort(new Error("infercache: every reader left")),
+        {
+          maxBytes: pipeline.maxRecordBytes,
+          // Too big to be a record: no one new may join it (they could not replay its start).
+          onOversize: () => {
+            if (pending !== undefined) pipeline.settle(id, pending);
+          },
+        },
       );
-      const pending: Pending = { format: "sse", recorder, response: upstream, lease };
+      pending = { format: "sse", recorder, response: upstream, lease };
       if (coalesce) core.flights.start(id, pending);
       let response: UpstreamResponse;
       try {
@@ -192,14 +200,22 @@ export class Completion {
       pipeline.report(call, "miss", response.status, 0, 0);
       return { status: response.status, headers, body: response.body };
     }
-    let bytes: Buffer;
+    let read: Buffer | ByteStream;
     try {
-      bytes = await readAll(response.body);
+      read = await readUpTo(response.body, pipeline.maxRecordBytes);
     } catch (error) {
       flight?.settleRecord(undefined);
       if (flight !== undefined) pipeline.settle(flight.id, flight.pending);
       throw error;
     }
+    if (!Buffer.isBuffer(read)) {
+      // Larger than any record may be: passed on as it streams, never stored.
+      flight?.settleRecord(undefined);
+      if (flight !== undefined) pipeline.settle(flight.id, flight.pending);
+      pipeline.report(call, "miss", response.status, 0, 0);
+      return { status: response.status, headers, body: read };
+    }
+    const bytes = read;
     const protocol = call.protocol;
     const contentType = header(response, "content-type") ?? "application/json";
     const record: AnswerRecord | undefined = forbidsStoring(response)
@@ -244,7 +260,7 @@ export class Completion {
     }
     if (recorder.state === "abandoned") body.cancel();
     try {
-      if (recorder.state === "done" && !forbidsStoring(response)) {
+      if (recorder.state === "done" && !recorder.oversize && !forbidsStoring(response)) {
         const text = recorder.text();
         if (call.protocol.isCompleteStream(text)) {
           await pipeline.write(call, key, {
@@ -274,7 +290,8 @@ export class Completion {
           response !== undefined &&
           isOk(response) &&
           recorder.state !== "failed" &&
-          recorder.state !== "abandoned"
+          recorder.state !== "abandoned" &&
+          !recorder.oversize
         ) {
           pipeline.report(call, "coalesced", response.status, 0, 0);
           return {
@@ -396,8 +413,30 @@ function isEventStream(response: UpstreamResponse): boolean {
   return (header(response, "content-type") ?? "").includes("text/event-stream");
 }
 
-async function readAll(body: ByteStream): Promise<Buffer> {
+/**
+ * The whole body when it is at most `limit` bytes; else a stream of what was read and the rest,
+ * so a body too large to record is passed on without being held.
+ */
+export async function readUpTo(body: ByteStream, limit: number): Promise<Buffer | ByteStream> {
   const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
+  let size = 0;
+  const iterator = body[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done === true) return Buffer.concat(chunks, size);
+    chunks.push(next.value);
+    size += next.value.byteLength;
+    if (size > limit) break;
+  }
+  return {
+    cancel: (reason) => body.cancel(reason),
+    async *[Symbol.asyncIterator]() {
+      yield* chunks.splice(0);
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) return;
+        yield next.value;
+      }
+    },
+  };
 }

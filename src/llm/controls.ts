@@ -15,7 +15,8 @@ export type SamplingPolicy = "cache" | "bypass" | { bucket: number };
 
 export const MAX_BUCKET = 16;
 const NAME = /^[A-Za-z0-9._:@/-]{1,128}$/;
-const SESSION = /^[\x21-\x7e]{1,128}$/;
+/** Safe inside a cookie value and a header: no `;`, `,`, quotes, spaces or backslashes. */
+const SESSION = /^[A-Za-z0-9._~:@+=/-]{1,128}$/;
 
 export const NAMESPACE_HEADER = "x-infercache-namespace";
 export const SAMPLING_HEADER = "x-infercache-sampling";
@@ -81,7 +82,7 @@ export function sessionOf(headers: RawHeaders): string | undefined {
   if (!SESSION.test(value)) {
     throw new RequestError(
       400,
-      `${SESSION_HEADER} (or the ${SESSION_COOKIE} cookie) must be 1 to 128 visible ASCII characters`,
+      `${SESSION_HEADER} (or the ${SESSION_COOKIE} cookie) must be 1 to 128 letters, digits or . _ ~ : @ + = / -`,
     );
   }
   return value;

@@ -17,6 +17,7 @@
 
 import type { Clock } from "../base/clock.js";
 import type { Duration } from "../base/duration.js";
+import { positiveInteger } from "../base/validate.js";
 import { CacheCore } from "../cache/core.js";
 import { FlightTable } from "../cache/flight-table.js";
 import type { CacheStats } from "../cache/telemetry.js";
@@ -71,6 +72,11 @@ export interface PipelineOptions {
   replayDelayMs?: number | undefined;
   /** Called after every cacheable request with what happened (metrics, dashboards). */
   onResult?: ((result: LlmResult) => void) | undefined;
+  /**
+   * The largest answer recorded, bytes: a larger one is passed on as it streams and not stored
+   * (and no identical request joins it). @default 32 MiB
+   */
+  maxRecordBytes?: number | undefined;
   clock?: Clock | undefined;
 }
 
@@ -105,11 +111,16 @@ export class LlmPipeline {
   readonly #version: string;
   bypassed = 0;
   tokensSaved = 0;
+  readonly maxRecordBytes: number;
 
   constructor(options: PipelineOptions) {
     this.options = options;
     this.upstream = options.upstream;
     this.sampling = checkPolicy(options.sampling ?? "cache", "sampling");
+    this.maxRecordBytes = positiveInteger(
+      options.maxRecordBytes ?? 32 * 1024 * 1024,
+      "maxRecordBytes",
+    );
     const replayDelay = options.replayDelayMs ?? 0;
     if (!(Number.isFinite(replayDelay) && replayDelay >= 0)) {
       throw new TypeError(

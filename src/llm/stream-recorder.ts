@@ -3,32 +3,57 @@
  * what arrived so far, then follows live (late joiners of an identical streamed request). A
  * reader that leaves does not stop the others; when the last reader has left before the end,
  * `onAbandoned` fires (the upstream call is then aborted and nothing is stored).
+ *
+ * Bounded: past `maxBytes` the stream is no longer a record (it will not be stored and no one
+ * new may join it); it keeps flowing to its readers, and chunks every reader has passed are let
+ * go, so a long answer costs the memory of what the slowest reader has not read yet.
  */
 
 import type { ByteStream } from "./answer.js";
 
+interface Reader {
+  /** The absolute index of the next chunk this reader takes. */
+  index: number;
+}
+
 export class StreamRecorder {
-  readonly chunks: Uint8Array[] = [];
   state: "live" | "done" | "failed" | "abandoned" = "live";
   error: unknown;
   bytes = 0;
+  /** Past the bound: no record, no new readers. */
+  oversize = false;
+  /** Chunks from absolute index `#base` on (earlier ones were let go once oversize). */
+  #chunks: Uint8Array[] = [];
+  #base = 0;
+  readonly #readers = new Set<Reader>();
   readonly #waiting = new Set<() => void>();
-  #readers = 0;
   readonly #onAbandoned: () => void;
+  readonly #maxBytes: number;
+  readonly #onOversize: (() => void) | undefined;
 
-  constructor(onAbandoned: () => void) {
+  constructor(
+    onAbandoned: () => void,
+    options: { maxBytes?: number; onOversize?: () => void } = {},
+  ) {
     this.#onAbandoned = onAbandoned;
+    this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.#onOversize = options.onOversize;
   }
 
-  /** Everything received, as text (once the stream is over). */
+  /** Everything received, as text (once the stream is over; not for an oversize one). */
   text(): string {
-    return Buffer.concat(this.chunks).toString("utf8");
+    return Buffer.concat(this.#chunks).toString("utf8");
   }
 
   push(chunk: Uint8Array): void {
     if (this.state !== "live") return;
-    this.chunks.push(chunk);
+    this.#chunks.push(chunk);
     this.bytes += chunk.byteLength;
+    if (!this.oversize && this.bytes > this.#maxBytes) {
+      this.oversize = true;
+      this.#onOversize?.();
+    }
+    if (this.oversize) this.#trim();
     this.#wake();
   }
 
@@ -59,14 +84,14 @@ export class StreamRecorder {
 
   /** A new reader: what arrived so far, then live. */
   reader(): ByteStream {
-    let index = 0;
-    this.#readers++;
+    const me: Reader = { index: this.#base };
+    this.#readers.add(me);
     let left = false;
     const leave = () => {
       if (left) return;
       left = true;
-      this.#readers--;
-      if (this.#readers === 0 && this.state === "live") {
+      this.#readers.delete(me);
+      if (this.#readers.size === 0 && this.state === "live") {
         this.state = "abandoned";
         this.#onAbandoned();
         this.#wake();
@@ -78,8 +103,10 @@ export class StreamRecorder {
       async *[Symbol.asyncIterator]() {
         try {
           for (;;) {
-            if (index < recorder.chunks.length) {
-              yield recorder.chunks[index++] as Uint8Array;
+            const at = me.index - recorder.#base;
+            if (at < recorder.#chunks.length) {
+              me.index++;
+              yield recorder.#chunks[at] as Uint8Array;
               continue;
             }
             if (recorder.state === "done") return;
@@ -93,6 +120,17 @@ export class StreamRecorder {
         }
       },
     };
+  }
+
+  /** Lets go of the chunks every reader has passed. */
+  #trim(): void {
+    let lowest = this.#base + this.#chunks.length;
+    for (const reader of this.#readers) lowest = Math.min(lowest, reader.index);
+    const drop = lowest - this.#base;
+    if (drop > 0) {
+      this.#chunks = this.#chunks.slice(drop);
+      this.#base = lowest;
+    }
   }
 
   #wake(): void {

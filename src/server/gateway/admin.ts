@@ -3,7 +3,7 @@
  * one answer by the key its response carried, and the per-request dashboard feed.
  */
 
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Answer } from "../../llm/answer.js";
 import { header } from "../../llm/protocol.js";
 import type { Store } from "../../store/store.js";
@@ -20,13 +20,17 @@ export interface AdminOptions {
   feed: DashboardFeed;
 }
 
-/** Whether a request carries the admin token. */
+/**
+ * Whether a request carries the admin token as `Authorization: Bearer <token>`. Both sides are
+ * hashed first, so the comparison takes the same time whatever the lengths (it leaks neither the
+ * token nor its length).
+ */
 export function isAdmin(request: HttpRequest, token: string | undefined): boolean {
-  if (token === undefined) return false;
-  const given = (header(request.headers, "authorization") ?? "").replace(/^Bearer\s+/i, "");
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (token === undefined || token === "") return false;
+  const match = /^Bearer\s+(.+)$/i.exec(header(request.headers, "authorization") ?? "");
+  if (match === null) return false;
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(match[1] as string), digest(token));
 }
 
 export function adminRoutes(router: Router, options: AdminOptions): void {
@@ -81,7 +85,12 @@ export function adminRoutes(router: Router, options: AdminOptions): void {
     "DELETE",
     "/admin/entries/",
     guard(async (request) => {
-      const key = decodeURIComponent(request.path.slice("/admin/entries/".length));
+      let key: string;
+      try {
+        key = decodeURIComponent(request.path.slice("/admin/entries/".length));
+      } catch {
+        throw new HttpError(400, "the entry's key is not valid percent-encoding");
+      }
       if (key === "") {
         throw new HttpError(
           400,

@@ -29,6 +29,8 @@ export interface DashboardEvent {
 }
 
 const MAX_MODEL = 64;
+/** Streams for admins, on top of the anonymous viewers. */
+const ADMIN_VIEWERS = 4;
 
 /** Keeps the recent requests and pushes stats (to everyone) and requests (to admins). */
 export class DashboardFeed {
@@ -85,10 +87,12 @@ export class DashboardFeed {
 
   /** A viewer's event stream: a snapshot first, then stats every second (and requests for admins). */
   stream(admin: boolean): Answer {
-    if (this.#viewers.size >= this.#maxViewers) {
+    // Admins have places of their own: anonymous viewers cannot lock them out.
+    const anonymous = this.#viewers.size - this.#admins.size;
+    if (admin ? this.#admins.size >= ADMIN_VIEWERS : anonymous >= this.#maxViewers) {
       throw new HttpError(
         503,
-        `the dashboard has ${this.#maxViewers} viewers already; close one and retry`,
+        `the dashboard has ${admin ? ADMIN_VIEWERS : this.#maxViewers} ${admin ? "admin " : ""}viewers already; close one and retry`,
       );
     }
     const channel = new SseChannel();

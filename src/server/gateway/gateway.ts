@@ -22,7 +22,7 @@ import type { Answer } from "../../llm/answer.js";
 import type { LlmResult } from "../../llm/call.js";
 import { sessionOf } from "../../llm/controls.js";
 import { LlmPipeline } from "../../llm/pipeline.js";
-import type { LlmRequest, Protocol } from "../../llm/protocol.js";
+import { header, type LlmRequest, type Protocol } from "../../llm/protocol.js";
 import type { ItemizedProtocol } from "../../llm/protocols/embeddings.js";
 import {
   type Deadlines,
@@ -82,6 +82,12 @@ export interface GatewayOptions extends Deadlines {
   logger?: { warn(message: string): void };
   /** Source of time for ages and lifetimes (tests drive a fake one). @default Date.now */
   clock?: Clock;
+  /**
+   * Web page origins (`https://app.example.com`) allowed to send requests other than GET; any
+   * other page's are refused with 403 (SDKs send no `Origin`, and the dashboard is same-origin).
+   * @default none
+   */
+  allowedOrigins?: readonly string[];
 }
 
 export interface Gateway {
@@ -101,6 +107,14 @@ export function createGateway(options: GatewayOptions): Gateway {
   if (given.engine !== undefined || given.concurrency !== undefined) {
     throw new TypeError(
       "createGateway(): `engine` is now `upstream: engine.handle`, and `concurrency`/`maxQueue` are `upstreamQueue: { concurrency, maxQueue }`",
+    );
+  }
+  if (
+    options.adminToken !== undefined &&
+    (typeof options.adminToken !== "string" || options.adminToken.length < 8)
+  ) {
+    throw new TypeError(
+      "Expected `adminToken` to be a string of at least 8 characters (an empty one would open the admin API to everyone); leave it out to turn the admin API off",
     );
   }
   const bodyLimit = nonNegativeInteger(
@@ -148,8 +162,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   const origin = new URL(base).origin;
   const mount = new URL(base).pathname.replace(/\/+$/, "");
   const llm = async (request: HttpRequest): Promise<Answer> => {
-    const body = await request.body();
     const url = new URL(`${origin}${request.path}${request.search}`);
+    // `..` and `%2e%2e` resolve here: what leaves the upstream's base is not ours to forward
+    // (with Ollama's /v1 as the base, it would reach its unauthenticated /api/*).
+    if (!url.pathname.startsWith(`${mount}/`)) {
+      throw new HttpError(400, `the path must stay under ${mount}/`);
+    }
+    const body = await request.body();
     const llmRequest: LlmRequest = {
       method: request.method,
       url,
@@ -228,8 +247,23 @@ export function createGateway(options: GatewayOptions): Gateway {
   adminRoutes(router, { token: options.adminToken, store, namespace, metrics, feed });
 
   const routes = router.handler();
+  const allowed = new Set(options.allowedOrigins ?? []);
   const handler = async (request: HttpRequest): Promise<Answer> => {
     await ready;
+    // A web page may send this gateway a POST without asking (a "simple" cross-origin request):
+    // it would spend the operator's upstream, or a local model, for a page the operator never
+    // saw. Browsers name the page in `Origin`; SDKs send none.
+    const origin = header(request.headers, "origin");
+    if (origin !== undefined && request.method !== "GET" && request.method !== "HEAD") {
+      const host = header(request.headers, "host");
+      const same = origin === `http://${host}` || origin === `https://${host}`;
+      if (!same && !allowed.has(origin)) {
+        throw new HttpError(
+          403,
+          "cross-origin requests are refused; start the gateway with this origin in allowedOrigins (--allowed-origin) to let a web page call it",
+        );
+      }
+    }
     return routes(request);
   };
   const server = nodeServer(handler, {

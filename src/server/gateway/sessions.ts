@@ -9,13 +9,18 @@
 import { randomUUID } from "node:crypto";
 import type { Answer } from "../../llm/answer.js";
 import type { Store } from "../../store/store.js";
+import { HttpError } from "../http/errors.js";
 import { SseChannel } from "../http/sse.js";
+
+/** Session streams open at once, across tenants. */
+const MAX_OPEN = 1024;
 
 export class Sessions {
   /** Open streams per scoped session id. */
   readonly #open = new Map<string, Set<SseChannel>>();
   readonly #store: Store;
   readonly #onError: (error: unknown) => void;
+  #count = 0;
 
   constructor(store: Store, onError: (error: unknown) => void) {
     this.#store = store;
@@ -24,6 +29,9 @@ export class Sessions {
 
   /** The event stream that holds session `id` (a new one when absent) of `tenant`. */
   stream(id: string | undefined, tenant: string | undefined): Answer {
+    if (this.#count >= MAX_OPEN) {
+      throw new HttpError(503, `${MAX_OPEN} session streams are open; close one and retry`);
+    }
     const session = id ?? randomUUID();
     const scoped = tenant === undefined ? session : `${tenant}/${session}`;
     const channel = new SseChannel();
@@ -33,11 +41,12 @@ export class Sessions {
       this.#open.set(scoped, streams);
     }
     streams.add(channel);
+    this.#count++;
     channel.send(JSON.stringify({ session }), "session");
     channel.onClose(() => {
       const open = this.#open.get(scoped);
-      if (open === undefined) return;
-      open.delete(channel);
+      if (open === undefined || !open.delete(channel)) return;
+      this.#count--;
       if (open.size > 0) return;
       this.#open.delete(scoped);
       // Every namespace: the session may have picked others with x-infercache-namespace.

@@ -1,28 +1,29 @@
 /**
  * Tenants: the keyed hash (HMAC-SHA-256) of every credential a request carries for the
- * upstream — `Authorization`, `x-api-key` (Anthropic), `api-key` (Azure OpenAI),
- * `x-goog-api-key` (Gemini), and the `key` / `api-key` / `api_key` query parameters — so a wrong
- * key, or none, never reads a valid key's answers, whichever way the upstream takes its key.
- * Requests without any credential share one tenant of their own ("anonymous").
+ * upstream — every header whose role is `credential` (`llm/headers.ts`: `Authorization`,
+ * `x-api-key`, `api-key`, `x-goog-api-key`, `Cookie`, and any name that reads as a key, token,
+ * secret or password) and the credential query parameters (`key`, `api-key`, … in any case) —
+ * so a wrong key, or none, never reads a valid key's answers, whichever way the upstream takes
+ * its key. Requests without any credential share one tenant of their own ("anonymous").
  *
+ * Each part is length-prefixed before hashing, so no value can spell another split of the parts.
  * The secret is persisted with the store when the store can keep one (SQLite, Redis), so
  * restarts and other instances on the same store keep their hits; otherwise it is random per
- * process. Credentials are never logged or kept: only their hashes, in a bounded map.
+ * process. Credentials are never logged or written anywhere; to spare a hash per request, the
+ * hashes of recent short credentials are remembered in a bounded in-memory map (the process holds
+ * those credentials anyway while it forwards them).
  */
 
 import { createHmac } from "node:crypto";
-import { CREDENTIAL_PARAMS } from "../../llm/pipeline.js";
-import { header, type LlmRequest, type RawHeaders } from "../../llm/protocol.js";
-
-export const CREDENTIAL_HEADERS = [
-  "authorization",
-  "x-api-key",
-  "api-key",
-  "x-goog-api-key",
-] as const;
+import { headerRole } from "../../llm/headers.js";
+import { isCredentialParam } from "../../llm/pipeline.js";
+import type { LlmRequest, RawHeaders } from "../../llm/protocol.js";
 
 /** The tenant of requests without credentials. */
 export const ANONYMOUS = "anonymous";
+
+/** Credentials longer than this are hashed each time rather than remembered. */
+const MAX_REMEMBERED = 512;
 
 export class Tenants {
   readonly #secret: string;
@@ -41,22 +42,27 @@ export class Tenants {
   }
 
   ofParts(headers: RawHeaders, query: URLSearchParams | undefined): string {
-    let material = "";
-    for (const name of CREDENTIAL_HEADERS) {
-      const value = header(headers, name);
-      if (value !== undefined) material += `${name}\u0000${value}\u0000`;
+    const parts: string[] = [];
+    for (const name of Object.keys(headers).sort()) {
+      const value = headers[name];
+      if (value === undefined || headerRole(name) !== "credential") continue;
+      parts.push(name, Array.isArray(value) ? value.join(", ") : value);
     }
     if (query !== undefined) {
-      for (const name of CREDENTIAL_PARAMS) {
-        for (const value of query.getAll(name)) material += `?${name}\u0000${value}\u0000`;
+      for (const [name, value] of query) {
+        if (isCredentialParam(name)) parts.push(`?${name.toLowerCase()}`, value);
       }
     }
-    if (material === "") return ANONYMOUS;
-    let tenant = this.#known.get(material);
+    if (parts.length === 0) return ANONYMOUS;
+    let material = "";
+    for (const part of parts) material += `${part.length}:${part}`;
+    let tenant = material.length <= MAX_REMEMBERED ? this.#known.get(material) : undefined;
     if (tenant === undefined) {
       tenant = createHmac("sha256", this.#secret).update(material).digest("hex").slice(0, 32);
-      if (this.#known.size >= 10_000) this.#known.clear();
-      this.#known.set(material, tenant);
+      if (material.length <= MAX_REMEMBERED) {
+        if (this.#known.size >= 10_000) this.#known.clear();
+        this.#known.set(material, tenant);
+      }
     }
     return tenant;
   }

@@ -86,7 +86,11 @@ export class Router {
         `${method} is not supported on ${path}; use ${[...byMethod.keys()].join(" or ")}`,
       );
     }
-    return new HttpError(404, `no route for ${method} ${path}; the routes are ${this.describe()}`);
+    // The path is not echoed: it may hold what its sender should not see in an error.
+    return new HttpError(
+      404,
+      `no route for this ${method} path; the routes are ${this.describe()}`,
+    );
   }
 
   /** The routes, for a 404's message. */
@@ -118,6 +122,10 @@ export interface ListenOptions {
 export interface ServerOptions {
   /** Request bodies past this get 413. @default 10 MiB */
   bodyLimitBytes?: number;
+  /** Time for a whole request (headers and body) to arrive, ms. @default 60000 */
+  requestTimeoutMs?: number;
+  /** A connection with no bytes moving either way this long is closed, ms. @default 300000 */
+  idleSocketTimeoutMs?: number;
   /** What a handler that throws answers (an `HttpError` carries its own status). */
   onError?: (error: unknown, request: HttpRequest) => Answer;
 }
@@ -139,6 +147,11 @@ export function nodeServer(handler: Handler, options: ServerOptions = {}): NodeS
   });
   // Keep-alive connections outlive a quick test or benchmark; idle ones are closed on close().
   server.keepAliveTimeout = 5_000;
+  // A request (headers and body) must arrive within a minute; a connection with nothing moving
+  // either way for 5 minutes (a client that stopped reading) is closed. Both outlast the
+  // upstream deadlines' defaults (2 minutes), so no healthy answer is cut.
+  server.requestTimeout = options.requestTimeoutMs ?? 60_000;
+  server.timeout = options.idleSocketTimeoutMs ?? 300_000;
   return {
     server,
     listen: (listen = {}) =>
@@ -277,6 +290,9 @@ async function respond(
   await writeAnswer(outgoing, answer);
 }
 
+/** Bodies larger than this are written in slices of this size. */
+const SLICE = 256 * 1024;
+
 /**
  * Writes an answer to node:http. A streamed body is written as it comes, waiting for the socket
  * when it is full; when the client leaves, the stream is cancelled (its upstream may then stop).
@@ -286,7 +302,24 @@ export async function writeAnswer(outgoing: ServerResponse, answer: Answer): Pro
   if (!isByteStream(body)) {
     if (outgoing.destroyed) return;
     outgoing.writeHead(answer.status, answer.headers);
-    outgoing.end(body);
+    if (body.length <= SLICE) {
+      outgoing.end(body);
+      return;
+    }
+    // A large body goes out in slices as the client takes them, so a client that does not read
+    // holds one slice of memory, not a copy of the whole answer.
+    for (let at = 0; at < body.length && !outgoing.destroyed; ) {
+      let end = Math.min(at + SLICE, body.length);
+      // Never cut a string between the two halves of a surrogate pair.
+      if (typeof body === "string" && end < body.length) {
+        const last = body.charCodeAt(end - 1);
+        if (last >= 0xd800 && last <= 0xdbff) end--;
+      }
+      const slice = typeof body === "string" ? body.slice(at, end) : body.subarray(at, end);
+      at = end;
+      if (!outgoing.write(slice)) await drained(outgoing);
+    }
+    if (!outgoing.destroyed) outgoing.end();
     return;
   }
   if (outgoing.destroyed) {
