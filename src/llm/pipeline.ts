@@ -385,7 +385,7 @@ export class LlmPipeline {
       started: performance.now(),
       startedAt: this.core.clock.now(),
     };
-    const context = this.#keyContext(request, protocol, tenant);
+    const context = this.#keyContext(request.url, request.headers, protocol, tenant);
     if ("itemized" in protocol) {
       const parsed = protocol.parse(request.body, header(headers, "content-type"));
       const keys = parsed.items.map((item) =>
@@ -393,13 +393,19 @@ export class LlmPipeline {
       );
       return { ...base, itemized: true, protocol, parsed, keys };
     }
+    const contentType = header(headers, "content-type");
+    // Keyed by the request's own URL (context): `parse` sees it.
     const memoKey = this.#memo.keyFor(context, request.body);
     let known = memoKey === undefined ? undefined : this.#memo.get(memoKey);
     if (known === undefined) {
-      const parsed = protocol.parse(request.body, header(headers, "content-type"));
+      const parsed = protocol.parse(request.body, contentType, request.url);
+      const keyContext =
+        protocol.keyUrl === undefined
+          ? context
+          : this.#keyContext(protocol.keyUrl(request.url), headers, protocol, tenant);
       const key =
         parsed.bypass === undefined
-          ? hashKey(parsed.keyMaterial, { context, root: "request" })
+          ? hashKey(parsed.keyMaterial, { context: keyContext, root: "request" })
           : "";
       known = { parsed, key };
       if (memoKey !== undefined) this.#memo.set(memoKey, known);
@@ -420,21 +426,22 @@ export class LlmPipeline {
    * What scopes a key besides the body: the record format's version and the pipeline's, the
    * protocol, the upstream URL's origin and path (an API path may name the model, as Gemini's
    * does), the tenant, the protocol's key headers and the query string without its credential
-   * parameters (sorted, so their order does not matter).
+   * parameters (sorted, so their order does not matter). `url` is the request's, or the one its
+   * protocol keys it by (`Protocol.keyUrl`).
    */
   #keyContext(
-    request: LlmRequest,
+    url: URL,
+    headers: LlmRequest["headers"],
     protocol: { name: string; keyHeaders: readonly string[] },
     tenant: string | undefined,
   ): string {
-    const url = request.url;
     const parts: string[] = [
       this.#version,
       protocol.name,
       `${url.origin}${url.pathname.replace(/\/+$/, "")}`,
       tenant ?? "",
     ];
-    for (const name of protocol.keyHeaders) parts.push(header(request.headers, name) ?? "\u0000");
+    for (const name of protocol.keyHeaders) parts.push(header(headers, name) ?? "\u0000");
     if (url.search !== "") {
       const params = [...url.searchParams].filter(
         ([name]) => !(CREDENTIAL_PARAMS as readonly string[]).includes(name.toLowerCase()),
