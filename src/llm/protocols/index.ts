@@ -6,9 +6,11 @@
 import type { Protocol } from "../protocol.js";
 import { chatProtocol, completionProtocol } from "./chat.js";
 import { embeddingsProtocol, type ItemizedProtocol } from "./embeddings.js";
+import { geminiProtocol } from "./gemini.js";
 
 export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
   chatProtocol,
   completionProtocol,
   embeddingsProtocol,
+  geminiProtocol,
 ];
