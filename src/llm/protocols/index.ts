@@ -4,13 +4,18 @@
  */
 
 import type { Protocol } from "../protocol.js";
+import { transcriptionsProtocol, translationsProtocol } from "./audio.js";
 import { chatProtocol, completionProtocol } from "./chat.js";
 import { embeddingsProtocol, type ItemizedProtocol } from "./embeddings.js";
 import { geminiProtocol } from "./gemini.js";
+import { speechProtocol } from "./speech.js";
 
 export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
   chatProtocol,
   completionProtocol,
   embeddingsProtocol,
   geminiProtocol,
+  transcriptionsProtocol,
+  translationsProtocol,
+  speechProtocol,
 ];
