@@ -392,6 +392,27 @@ describe("audio keys, field by field", () => {
     expect((await context.send(zero, "key-a", sampling)).outcome).toBe("miss");
   });
 
+  it("same bytes under another boundary are another form, and another key (the key memo ignored the content type)", async () => {
+    const part = (boundary: string, language: string) =>
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\nRIFF-same-audio\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="language"\r\n\r\n${language}\r\n--${boundary}--\r\n`;
+    // Valid for both boundaries: the other's part is the preamble or the epilogue.
+    const bytes = Buffer.from(`${part("AAAA", "en")}${part("BBBB", "fr")}`);
+    let answers = 0;
+    context.upstream.respond = (_r, res) => sendJson(res, 200, { text: `answer ${++answers}` });
+    const as = (boundary: string) =>
+      context.send({
+        path: "/v1/audio/transcriptions",
+        headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+        body: bytes,
+      });
+    expect((await as("AAAA")).outcome).toBe("miss");
+    const french = await as("BBBB");
+    expect(french.outcome).toBe("miss");
+    expect(JSON.parse(french.bytes.toString()).text).toBe("answer 2");
+    expect((await as("AAAA")).outcome).toBe("hit");
+  });
+
   it("a malformed form is a 400 that says what is wrong, and never reaches the upstream", async () => {
     const before = context.upstream.received.length;
     const bad = await context.send({

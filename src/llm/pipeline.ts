@@ -393,9 +393,10 @@ export class LlmPipeline {
       );
       return { ...base, itemized: true, protocol, parsed, keys };
     }
+    // The memo holds what `parse` made of the body, so it is keyed by all `parse` sees: the
+    // request's own URL (context), the content type (a multipart boundary) and the bytes.
     const contentType = header(headers, "content-type");
-    // Keyed by the request's own URL (context): `parse` sees it.
-    const memoKey = this.#memo.keyFor(context, request.body);
+    const memoKey = this.#memo.keyFor(`${context}\u0000${contentType ?? ""}`, request.body);
     let known = memoKey === undefined ? undefined : this.#memo.get(memoKey);
     if (known === undefined) {
       const parsed = protocol.parse(request.body, contentType, request.url);
