@@ -388,7 +388,9 @@ async function images(request: ProviderRequest, response: ServerResponse): Promi
     prompt = String(request.json?.prompt ?? "");
     stream = request.json?.stream === true;
     n = Number(request.json?.n ?? 1);
-    format = String(request.json?.response_format ?? "b64_json");
+    // DALL·E answers with URLs unless asked for bytes; GPT image models always with bytes.
+    const dalle = String(request.json?.model ?? "dall-e-2").startsWith("dall-e");
+    format = String(request.json?.response_format ?? (dalle ? "url" : "b64_json"));
     partials = Number(request.json?.partial_images ?? 0);
   }
   const draw = (i: number) =>

@@ -8,6 +8,9 @@ import { transcriptionsProtocol, translationsProtocol } from "./audio.js";
 import { chatProtocol, completionProtocol } from "./chat.js";
 import { embeddingsProtocol, type ItemizedProtocol } from "./embeddings.js";
 import { geminiProtocol } from "./gemini.js";
+import { imageEditsProtocol, imageGenerationsProtocol } from "./images.js";
+import { moderationsProtocol } from "./moderations.js";
+import { rerankProtocol } from "./rerank.js";
 import { speechProtocol } from "./speech.js";
 
 export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
@@ -18,4 +21,8 @@ export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
   transcriptionsProtocol,
   translationsProtocol,
   speechProtocol,
+  rerankProtocol,
+  moderationsProtocol,
+  imageGenerationsProtocol,
+  imageEditsProtocol,
 ];
