@@ -51,6 +51,20 @@ describe("parsing", () => {
     expect(parts[1]?.headers).toEqual([["content-type", "audio/mpeg"]]);
   });
 
+  it("finds the delimiter after many look-alikes (`\\r\\n--` lines, a boundary's prefix)", () => {
+    const lookalikes = "\r\n--\r\n--Bound\r\n--Boundar".repeat(100);
+    const { body, contentType } = formBody(
+      [
+        ["file", { filename: "notes.txt", bytes: Buffer.from(lookalikes) }],
+        ["model", "m"],
+      ],
+      "Boundary",
+    );
+    const parts = parse(body, contentType);
+    expect(parts.map((p) => p.name)).toEqual(["file", "model"]);
+    expect(Buffer.from(parts[0]?.data as Uint8Array).toString()).toBe(lookalikes);
+  });
+
   it("takes a quoted boundary, a preamble, transport padding and an epilogue", () => {
     const body =
       'preamble\r\n--b "x"  \r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--b "x"--\r\nepilogue';

