@@ -61,7 +61,7 @@ export interface PipelineOptions {
   ttl?: Duration | undefined;
   /** Bump to stop serving everything cached before. */
   version?: string | number | undefined;
-  /** The API families to cache. @default chat completions, completions, embeddings */
+  /** The API families to cache. @default `defaultProtocols`: chat, completions, embeddings, Gemini, audio, images, rerank, moderations */
   protocols?: readonly (Protocol | ItemizedProtocol)[] | undefined;
   /** A tenant per request (a keyed hash of its credentials): tenants never share entries. */
   tenant?: ((request: LlmRequest) => string | undefined) | undefined;
