@@ -9,6 +9,7 @@
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { mb, Report, type Section } from "./report.js";
+import { audioKey } from "./sections/audio-key.js";
 import { gateway } from "./sections/gateway.js";
 import { hash } from "./sections/hash.js";
 import { hits } from "./sections/hits.js";
@@ -36,6 +37,7 @@ const sections: Section[] = [
   prefix,
   gateway,
   protocolHits,
+  audioKey,
 ];
 
 const onlyFlag = process.argv.indexOf("--only");

@@ -186,8 +186,9 @@ function toLine(
     return `line ${number}: expected a JSON object (a request body, or { "path", "body" })`;
   const record = value as Record<string, unknown>;
   if (typeof record.path === "string" && typeof record.body === "object" && record.body !== null) {
-    if (!record.path.startsWith("/v1/"))
-      return `line ${number}: "path" must start with /v1/, got ${JSON.stringify(record.path)}`;
+    // The gateway mirrors the upstream's base path: /v1/… for OpenAI, /v1beta/… for Gemini.
+    if (!record.path.startsWith("/"))
+      return `line ${number}: "path" must be an absolute path such as /v1/chat/completions, got ${JSON.stringify(record.path)}`;
     if (record.headers === undefined) return { number, path: record.path, body: record.body };
     const headers = headersOf(record.headers, isCredential);
     if (typeof headers === "string") return `line ${number}: ${headers}`;

@@ -49,7 +49,7 @@ export interface CachingFetchOptions extends Deadlines {
   cacheMultipleChoices?: boolean;
   /** Delay between replayed stream events, ms (to look like a live stream). @default 0 */
   replayDelayMs?: number;
-  /** The API families to cache. @default chat completions, completions, embeddings */
+  /** The API families to cache. @default `defaultProtocols`: chat, completions, embeddings, Gemini, audio, images, rerank, moderations */
   protocols?: readonly (Protocol | ItemizedProtocol)[];
   /** Called after every cacheable request with what happened (for metrics and dashboards). */
   onResult?: (result: LlmResult) => void;

@@ -60,7 +60,7 @@ export interface PipelineOptions {
   ttl?: Duration | undefined;
   /** Bump to stop serving everything cached before. */
   version?: string | number | undefined;
-  /** The API families to cache. @default chat completions, completions, embeddings */
+  /** The API families to cache. @default `defaultProtocols`: chat, completions, embeddings, Gemini, audio, images, rerank, moderations */
   protocols?: readonly (Protocol | ItemizedProtocol)[] | undefined;
   /** A tenant per request (a keyed hash of its credentials): tenants never share entries. */
   tenant?: ((request: LlmRequest) => string | undefined) | undefined;
@@ -396,7 +396,7 @@ export class LlmPipeline {
       started: performance.now(),
       startedAt: this.core.clock.now(),
     };
-    const context = this.#keyContext(request, protocol, tenant);
+    const context = this.#keyContext(request.url, request.headers, protocol, tenant);
     if ("itemized" in protocol) {
       const parsed = protocol.parse(request.body, header(headers, "content-type"));
       const keys = parsed.items.map((item) =>
@@ -404,13 +404,20 @@ export class LlmPipeline {
       );
       return { ...base, itemized: true, protocol, parsed, keys };
     }
-    const memoKey = this.#memo.keyFor(context, request.body);
+    // The memo holds what `parse` made of the body, so it is keyed by all `parse` sees: the
+    // request's own URL (context), the content type (a multipart boundary) and the bytes.
+    const contentType = header(headers, "content-type");
+    const memoKey = this.#memo.keyFor(`${context}\u0000${contentType ?? ""}`, request.body);
     let known = memoKey === undefined ? undefined : this.#memo.get(memoKey);
     if (known === undefined) {
-      const parsed = protocol.parse(request.body, header(headers, "content-type"));
+      const parsed = protocol.parse(request.body, contentType, request.url);
+      const keyContext =
+        protocol.keyUrl === undefined
+          ? context
+          : this.#keyContext(protocol.keyUrl(request.url), headers, protocol, tenant);
       const key =
         parsed.bypass === undefined
-          ? hashKey(parsed.keyMaterial, { context, root: "request" })
+          ? hashKey(parsed.keyMaterial, { context: keyContext, root: "request" })
           : "";
       known = { parsed, key };
       // The memo keeps what a hit needs, not the key material (it can weigh 20x the body).
@@ -435,15 +442,16 @@ export class LlmPipeline {
    * does), the tenant, every header that may change the answer (`headers.ts`: the protocol's key
    * headers and any header that is not transport, a credential or the connection's), and the
    * query string without its credential parameters (sorted, so their order does not matter).
+   * `url` is the request's, or the one its protocol keys it by (`Protocol.keyUrl`).
    */
   #keyContext(
-    request: LlmRequest,
+    url: URL,
+    headers: LlmRequest["headers"],
     protocol: { name: string; keyHeaders: readonly string[] },
     tenant: string | undefined,
   ): string {
-    const url = request.url;
     const keyed: [string, string][] = [];
-    for (const [name, value] of Object.entries(request.headers)) {
+    for (const [name, value] of Object.entries(headers)) {
       if (value === undefined) continue;
       if (headerRole(name) === "keyed" || protocol.keyHeaders.includes(name)) {
         keyed.push([name, Array.isArray(value) ? value.join(", ") : value]);

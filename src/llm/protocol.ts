@@ -81,10 +81,19 @@ export interface Protocol {
    */
   readonly keyHeaders: readonly string[];
   /**
-   * Parses a request body (bytes as received, with their content type).
+   * Parses a request body (bytes as received, with their content type and the upstream URL, for
+   * APIs whose path or query says what the body does not: Gemini streams by path). The result
+   * may depend on the URL's path and query, but not on its credential parameters.
    * @throws RequestError for a body it cannot key safely (the gateway answers 4xx with it).
    */
-  parse(body: Uint8Array, contentType: string | undefined): ParsedCall;
+  parse(body: Uint8Array, contentType: string | undefined, url: URL): ParsedCall;
+  /**
+   * The URL that scopes the key, for APIs where two URLs ask for one answer: Gemini's
+   * `…:streamGenerateContent?alt=sse` and `…:generateContent` are the same call, streamed or
+   * not, so they share one key and the pipeline converts between them.
+   * @default the request's URL
+   */
+  keyUrl?(url: URL): URL;
   /** Whether a recorded stream is a whole answer: its terminator is there, and no error event. */
   isCompleteStream(text: string): boolean;
   /** Whether a plain body with a success status is really an answer (not an error object). */

@@ -5,9 +5,15 @@
 
 import type { Protocol } from "../protocol.js";
 import { countTokensProtocol, messagesProtocol } from "./anthropic.js";
+import { transcriptionsProtocol, translationsProtocol } from "./audio.js";
 import { chatProtocol, completionProtocol } from "./chat.js";
 import { embeddingsProtocol, type ItemizedProtocol } from "./embeddings.js";
+import { geminiProtocol } from "./gemini.js";
+import { imageEditsProtocol, imageGenerationsProtocol } from "./images.js";
+import { moderationsProtocol } from "./moderations.js";
+import { rerankProtocol } from "./rerank.js";
 import { responsesProtocol } from "./responses.js";
+import { speechProtocol } from "./speech.js";
 
 export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
   chatProtocol,
@@ -16,4 +22,12 @@ export const defaultProtocols: readonly (Protocol | ItemizedProtocol)[] = [
   responsesProtocol,
   messagesProtocol,
   countTokensProtocol,
+  geminiProtocol,
+  transcriptionsProtocol,
+  translationsProtocol,
+  speechProtocol,
+  rerankProtocol,
+  moderationsProtocol,
+  imageGenerationsProtocol,
+  imageEditsProtocol,
 ];

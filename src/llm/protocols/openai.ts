@@ -165,6 +165,17 @@ function wellFormedMessage(message: Json): boolean {
   );
 }
 
+/** A plain body is an answer when it is a JSON object without an error, holding a `field` array. */
+export function isAnswerWith(body: string, field: string): boolean {
+  const json = parseObject(body);
+  return (
+    json !== undefined &&
+    json.error === undefined &&
+    json.object !== "error" &&
+    Array.isArray(json[field])
+  );
+}
+
 export function parseObject(text: string): Json | undefined {
   try {
     const value = JSON.parse(text) as unknown;

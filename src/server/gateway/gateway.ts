@@ -76,7 +76,7 @@ export interface GatewayOptions extends Deadlines {
   ttl?: Duration;
   /** Upstream calls at once and how many may wait; more get 503. @default no limit */
   upstreamQueue?: { concurrency: number; maxQueue?: number };
-  /** The API families to cache. @default chat completions, completions, embeddings */
+  /** The API families to cache. @default `defaultProtocols`: chat, completions, embeddings, Gemini, audio, images, rerank, moderations */
   protocols?: readonly (Protocol | ItemizedProtocol)[];
   /** Where failures are logged (one line each, never a secret). @default console.warn */
   logger?: { warn(message: string): void };
