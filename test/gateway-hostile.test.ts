@@ -299,6 +299,27 @@ describe("the admin API and the pages", () => {
     expect(response.status).toBe(400);
   });
 
+  it("with an allow-list, clients pick only its namespaces", async () => {
+    const listed = createGateway({
+      upstream: upstream.baseURL,
+      store: new MemoryStore(),
+      namespaces: ["team-a"],
+    });
+    const listedUrl = await listed.listen();
+    try {
+      const send = (namespace: string) =>
+        fetch(`${listedUrl}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-infercache-namespace": namespace },
+          body: JSON.stringify(chat()),
+        });
+      expect((await send("team-a")).status).toBe(200);
+      expect((await send("team-b")).status).toBe(400);
+    } finally {
+      await listed.close();
+    }
+  });
+
   it("a 404 does not echo the path", async () => {
     const response = await fetch(`${url}/sk-live-SECRET123`);
     expect(response.status).toBe(404);

@@ -33,6 +33,8 @@ Starts the OpenAI-compatible caching gateway: /v1/chat/completions, /v1/completi
                         (default 0 = no limit)
   --body-limit BYTES    default 10485760
   --first-byte-timeout MS  until the upstream's response headers (default 120000)
+  --allow-namespace N   a namespace clients may pick with x-infercache-namespace (repeatable);
+                        without it any valid name is taken
   --allowed-origin URL  a web page origin allowed to POST to the gateway (repeatable); other
                         pages' cross-origin requests get 403
   --idle-timeout MS     between two chunks of an upstream's body (default 120000); a healthy
@@ -49,6 +51,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     "body-limit": { type: "string" },
     "first-byte-timeout": { type: "string" },
     "allowed-origin": { type: "string", multiple: true },
+    "allow-namespace": { type: "string", multiple: true },
     "idle-timeout": { type: "string" },
   });
   if (values.help === true) {
@@ -69,6 +72,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     bodyLimitBytes: integer(values, "body-limit", 10 * 1024 * 1024, 1),
     firstByteTimeoutMs: integer(values, "first-byte-timeout", 120_000, 1),
     idleTimeoutMs: integer(values, "idle-timeout", 120_000, 1),
+    ...(Array.isArray(values["allow-namespace"]) && {
+      namespaces: values["allow-namespace"] as string[],
+    }),
     ...(Array.isArray(values["allowed-origin"]) && {
       allowedOrigins: values["allowed-origin"] as string[],
     }),

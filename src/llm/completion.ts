@@ -80,7 +80,15 @@ export class Completion {
     if (coordinator === undefined) return {};
     try {
       const lease = await coordinator.acquire(call.key, call.scope);
-      if (lease !== undefined) return { lease };
+      if (lease !== undefined) {
+        // Another process may have stored the answer and let go of the lock between this
+        // request's read and its acquire: read once more before calling the upstream again.
+        const entry = await pipeline.read(call.key, call);
+        const record = entry === undefined ? undefined : recordOf(entry, call.protocol);
+        if (record === undefined) return { lease };
+        pipeline.core.releaseAfter(lease, undefined);
+        return { record, entry: entry as Entry };
+      }
       await coordinator.waitFor(call.key, call.scope, pipeline.core.waitTimeoutMs);
     } catch (error) {
       pipeline.core.telemetry.fail("lock", error);

@@ -20,7 +20,7 @@ import type { Duration } from "../../base/duration.js";
 import { nonNegativeInteger } from "../../base/validate.js";
 import type { Answer } from "../../llm/answer.js";
 import type { LlmResult } from "../../llm/call.js";
-import { sessionOf } from "../../llm/controls.js";
+import { NAMESPACE_HEADER, sessionOf } from "../../llm/controls.js";
 import { LlmPipeline } from "../../llm/pipeline.js";
 import { header, type LlmRequest, type Protocol } from "../../llm/protocol.js";
 import type { ItemizedProtocol } from "../../llm/protocols/embeddings.js";
@@ -88,6 +88,12 @@ export interface GatewayOptions extends Deadlines {
    * @default none
    */
   allowedOrigins?: readonly string[];
+  /**
+   * The namespaces a request may pick with `x-infercache-namespace` (others get 400). Without
+   * it any valid name is taken: each costs a little bookkeeping in the store (a Redis index key
+   * per namespace and session), so set it where clients are not trusted. @default any
+   */
+  namespaces?: readonly string[];
 }
 
 export interface Gateway {
@@ -161,7 +167,15 @@ export function createGateway(options: GatewayOptions): Gateway {
   // `/v1/*`, with Gemini's `…/v1beta` it serves `/v1beta/*`, each forwarded to the same path.
   const origin = new URL(base).origin;
   const mount = new URL(base).pathname.replace(/\/+$/, "");
+  const namespaces = options.namespaces === undefined ? undefined : new Set(options.namespaces);
   const llm = async (request: HttpRequest): Promise<Answer> => {
+    const picked = header(request.headers, NAMESPACE_HEADER);
+    if (picked !== undefined && namespaces !== undefined && !namespaces.has(picked)) {
+      throw new HttpError(
+        400,
+        `${NAMESPACE_HEADER} must be one of the gateway's namespaces: ${[...namespaces].join(", ")}`,
+      );
+    }
     const url = new URL(`${origin}${request.path}${request.search}`);
     // `..` and `%2e%2e` resolve here: what leaves the upstream's base is not ours to forward
     // (with Ollama's /v1 as the base, it would reach its unauthenticated /api/*).
