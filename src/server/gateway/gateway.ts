@@ -20,7 +20,7 @@ import type { Duration } from "../../base/duration.js";
 import { nonNegativeInteger } from "../../base/validate.js";
 import type { Answer } from "../../llm/answer.js";
 import type { LlmResult } from "../../llm/call.js";
-import { NAMESPACE_HEADER, sessionOf } from "../../llm/controls.js";
+import { NAMESPACE_HEADER, type SamplingPolicy, sessionOf } from "../../llm/controls.js";
 import { LlmPipeline } from "../../llm/pipeline.js";
 import { header, type LlmRequest, type Protocol } from "../../llm/protocol.js";
 import type { ItemizedProtocol } from "../../llm/protocols/embeddings.js";
@@ -94,6 +94,12 @@ export interface GatewayOptions extends Deadlines {
    * per namespace and session), so set it where clients are not trusted. @default any
    */
   namespaces?: readonly string[];
+  /**
+   * Sampled requests (temperature > 0 without a seed, speech, images): cache them, never, or keep
+   * a bucket of N answers; a request may pick its own with `x-infercache-sampling`.
+   * @default "cache"
+   */
+  sampling?: SamplingPolicy;
 }
 
 export interface Gateway {
@@ -143,6 +149,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     store: options.store,
     ttl: options.ttl,
     clock: options.clock,
+    sampling: options.sampling,
     protocols: options.protocols,
     ...(options.sharedCache !== true && {
       tenant: (request: LlmRequest) => (tenants as Tenants).of(request),
