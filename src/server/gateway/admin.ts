@@ -9,7 +9,7 @@ import { header } from "../../llm/protocol.js";
 import type { Store } from "../../store/store.js";
 import { HttpError, json } from "../http/errors.js";
 import type { HttpRequest, Router } from "../http/node-http.js";
-import type { DashboardFeed } from "./dashboard.js";
+import type { DashboardFeed } from "./dashboard/feed.js";
 import type { Metrics } from "./metrics.js";
 
 export interface AdminOptions {

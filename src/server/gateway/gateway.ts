@@ -2,6 +2,7 @@
  * The caching gateway: the LLM request pipeline behind a route table on node:http.
  *
  *   GET  /                  the dashboard page
+ *   GET  /dashboard/*       its script, style and chart library (content-hashed names)
  *   GET  /events            dashboard aggregates (SSE)
  *   GET  /session/events    holds a session; its end drops the session's entries
  *   GET  /healthz           ok, or degraded with the store's reason
@@ -11,7 +12,7 @@
  *                           pipeline: the protocols' routes are cached, the others pass through
  *
  * `createGateway()` builds the pieces; each lives in its own file: `tenants.ts`, `sessions.ts`,
- * `admin.ts`, `dashboard.ts`, `metrics.ts`, `upstream-queue.ts`, and the pipeline in `llm/`.
+ * `admin.ts`, `dashboard/`, `metrics.ts`, `upstream-queue.ts`, and the pipeline in `llm/`.
  */
 
 import { randomBytes } from "node:crypto";
@@ -43,7 +44,8 @@ import {
   Router,
 } from "../http/node-http.js";
 import { adminRoutes } from "./admin.js";
-import { DASHBOARD_HTML, DashboardFeed } from "./dashboard.js";
+import { ASSET_PREFIX, dashboardAssets } from "./dashboard/assets.js";
+import { DashboardFeed } from "./dashboard/feed.js";
 import { Metrics } from "./metrics.js";
 import { Sessions } from "./sessions.js";
 import { Tenants } from "./tenants.js";
@@ -136,8 +138,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   const namespace = options.namespace ?? "gateway";
   const logger = options.logger ?? { warn: (message: string) => console.warn(message) };
   const { base, upstream } = upstreamOf(options);
-  const metrics = new Metrics();
-  const feed = new DashboardFeed(() => metrics.snapshot());
+  const dashboard = dashboardAssets();
+  const metrics = new Metrics({ clock: options.clock });
+  const feed = new DashboardFeed(metrics, {
+    adminApi: options.adminToken !== undefined,
+    clock: options.clock,
+  });
   let tenants: Tenants | undefined;
   const secret = tenantSecret(options);
   const ready = secret.then((value) => {
@@ -231,11 +237,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 
   const router = new Router()
-    .on("GET", "/", () => ({
-      status: 200,
-      headers: { "content-type": "text/html; charset=utf-8" },
-      body: DASHBOARD_HTML,
-    }))
+    .on("GET", "/", dashboard.page)
+    .under("GET", ASSET_PREFIX, dashboard.asset)
     .on("GET", "/events", () => feed.stream(false))
     .on("GET", "/session/events", (request) => {
       const url = new URL(`${base}${request.search}`);

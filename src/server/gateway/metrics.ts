@@ -1,12 +1,19 @@
 /**
  * Gateway metrics: counters by route and outcome, upstream failures by reason, an upstream
  * latency histogram, time and tokens saved, entries and bytes; rendered in Prometheus' text
- * format and as JSON (`snapshot()`) for the admin API and the dashboard.
+ * format and as JSON (`snapshot()`) for the admin API and the dashboard. For the dashboard's
+ * charts also: one point a second for the last 10 minutes (`series()`), totals and latency
+ * percentiles by route (in the snapshot, for anyone) and by model (`models()`, for admins only:
+ * model names belong to tenants).
  */
 
+import { type Clock, systemClock } from "../../base/clock.js";
 import type { LlmResult } from "../../llm/call.js";
 import type { PipelineStats } from "../../llm/pipeline.js";
 import type { StoreHealth } from "../../store/store.js";
+import { Breakdown, type BreakdownView, cutLabel } from "./breakdown.js";
+import { LatencySketch } from "./latency-sketch.js";
+import { RequestSeries, type SeriesWindow } from "./request-series.js";
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -21,6 +28,14 @@ export class Metrics {
   readonly failures = new Map<string, number>();
   #stats: (() => PipelineStats) | undefined;
   #health: (() => StoreHealth) | undefined;
+  readonly #series: RequestSeries;
+  readonly #upstream = new LatencySketch();
+  readonly #routes = new Breakdown(32);
+  readonly #models = new Breakdown(200);
+
+  constructor(options: { clock?: Clock | undefined } = {}) {
+    this.#series = new RequestSeries(options.clock ?? systemClock);
+  }
 
   attach(stats: () => PipelineStats, health?: () => StoreHealth): void {
     this.#stats = stats;
@@ -47,9 +62,26 @@ export class Metrics {
       this.#latencySum += seconds;
       for (const [i, bound] of BUCKETS.entries())
         if (seconds <= bound) this.#latency[i] = (this.#latency[i] as number) + 1;
+      this.#upstream.add(result.durationMs);
     }
     this.timeSavedSeconds += result.savedMs / 1000;
     this.tokensSaved += result.savedTokens;
+    this.#series.record(result);
+    this.#routes.record(result.route, result);
+    this.#models.record(result.model === undefined ? null : cutLabel(result.model), result);
+  }
+
+  /** One point a second for the last `seconds` (at most 600), for the dashboard's charts. */
+  series(seconds?: number): SeriesWindow {
+    return this.#series.window(seconds);
+  }
+
+  /**
+   * Totals by model, the `top` busiest as rows (the 200 first models seen are tracked, later
+   * ones are counted as others). Admin only: a model name is a tenant's data.
+   */
+  models(top = 25): BreakdownView {
+    return this.#models.view(top);
   }
 
   snapshot(): GatewaySnapshot {
@@ -69,6 +101,11 @@ export class Metrics {
       tokensSaved: this.tokensSaved,
       failures: Object.fromEntries(this.failures),
       store: this.#health?.() ?? { state: "ok" },
+      upstreamLatencyMs: {
+        p50: rounded(this.#upstream.quantile(0.5)),
+        p99: rounded(this.#upstream.quantile(0.99)),
+      },
+      routes: this.#routes.view(),
     };
   }
 
@@ -153,4 +190,12 @@ export interface GatewaySnapshot {
   tokensSaved: number;
   failures: Record<string, number>;
   store: StoreHealth;
+  /** Upstream latency since start (misses and bypasses), within 2%; null before the first. */
+  upstreamLatencyMs: { p50: number | null; p99: number | null };
+  /** Totals by route (route names are the gateway's, not its clients'). */
+  routes: BreakdownView;
+}
+
+function rounded(ms: number | undefined): number | null {
+  return ms === undefined ? null : Math.round(ms * 10) / 10;
 }
