@@ -180,6 +180,40 @@ export async function gatewayParts(): Promise<PartRow[]> {
       await time(getterLookup),
       await allocated(getterLookup),
     );
+    // A streamed request with a prompt of its own has an SSE record; one with the plain prompt is
+    // served from the plain record, converted to SSE on every hit.
+    const streamed = (content: string) =>
+      Buffer.from(
+        JSON.stringify({
+          ...JSON.parse(PLAIN),
+          messages: [
+            { role: "system", content: "You are a benchmark." },
+            { role: "user", content },
+          ],
+          stream: true,
+        }),
+      );
+    const sseBody = streamed("Which streamed answer is cached?");
+    const convertedBody = streamed("Which answer is cached?");
+    for (let i = 0; i < 2; i++) {
+      const answer = await memory.pipeline.handle({ ...request(), body: sseBody });
+      if (typeof answer.body !== "string" && !(answer.body instanceof Uint8Array)) {
+        for await (const _ of answer.body) {
+        }
+      }
+    }
+    const sseLookup = () => memory.pipeline.lookup({ ...request(), body: sseBody });
+    const convertedLookup = () => memory.pipeline.lookup({ ...request(), body: convertedBody });
+    add(
+      "pipeline.lookup() of a streamed hit (an SSE record), MemoryStore",
+      await time(sseLookup),
+      await allocated(sseLookup),
+    );
+    add(
+      "pipeline.lookup() of a streamed request served from a plain record (converted to SSE)",
+      await time(convertedLookup),
+      await allocated(convertedLookup),
+    );
     add(
       "pipeline.lookup() of a hit, SqliteStore",
       await time(sqliteLookup),

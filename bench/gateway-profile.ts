@@ -64,7 +64,17 @@ const PLAIN = JSON.stringify({
   temperature: 0,
   max_tokens: 200,
 });
-const body = shape === "stream" ? JSON.stringify({ ...JSON.parse(PLAIN), stream: true }) : PLAIN;
+// A streamed request has a prompt of its own, so its record is an SSE body (the key does not
+// depend on `stream`: the plain prompt would be served from the plain record, converted).
+const STREAM = JSON.stringify({
+  ...JSON.parse(PLAIN),
+  messages: [
+    { role: "system", content: "You are a benchmark." },
+    { role: "user", content: "Which streamed answer is cached?" },
+  ],
+  stream: true,
+});
+const body = shape === "stream" ? STREAM : PLAIN;
 
 const dir = keep === "" ? mkdtempSync(join(tmpdir(), "infercache-profile-")) : keep;
 const servers: ServerProcess[] = [];

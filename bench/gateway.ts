@@ -119,7 +119,20 @@ const PLAIN = JSON.stringify({
   temperature: 0,
   max_tokens: 200,
 });
-const STREAM = JSON.stringify({ ...JSON.parse(PLAIN), stream: true });
+/**
+ * A streamed request with its own prompt: the key does not depend on `stream`, so the same
+ * prompt would be served from the plain record, converted to SSE, instead of from an SSE record.
+ */
+const STREAM = JSON.stringify({
+  model: "bench",
+  messages: [
+    { role: "system", content: "You are a benchmark." },
+    { role: "user", content: "Which streamed answer is cached?" },
+  ],
+  temperature: 0,
+  max_tokens: 200,
+  stream: true,
+});
 
 /**
  * Headers node:http writes itself; everything else (a `content-length` too, so the framing is
@@ -146,14 +159,20 @@ async function post(url: string, body: string): Promise<Captured> {
   return { status: response.status, headers, body: await response.text() };
 }
 
-/** Primes a gateway with `body` and returns its hit (which must be one). */
+/**
+ * Primes a gateway with `body` and returns its hit (which must be one, served as it was
+ * recorded: the miss and the hit carry the same body).
+ */
 async function prime(gateway: ServerProcess, body: string): Promise<Captured> {
-  await post(gateway.url, body);
+  const miss = await post(gateway.url, body);
   const hit = await post(gateway.url, body);
   if (hit.status !== 200 || hit.headers["x-infercache"] !== "hit") {
     throw new Error(
       `${gateway.name}: the primed request answered ${hit.status} x-infercache=${hit.headers["x-infercache"]}, not a hit`,
     );
+  }
+  if (miss.headers["x-infercache"] !== "miss" || miss.body.length !== hit.body.length) {
+    throw new Error(`${gateway.name}: the primed request was not recorded as it was answered`);
   }
   return hit;
 }

@@ -118,7 +118,12 @@ export const gateway: Section = {
       layer === undefined
         ? ""
         : `Of a hit's ${(median(cpuHit.usPerRequest) - median(cpuBare.usPerRequest)).toFixed(1)} µs over the bare server (MemoryStore), the gateway's HTTP layer alone (\`nodeServer\` + \`Router\` answering the same bytes, no pipeline) accounts for ${(median(layer.usPerRequest) - median(cpuBare.usPerRequest)).toFixed(1)} µs and the rest (the pipeline, its awaits and the garbage it leaves) for ${(median(cpuHit.usPerRequest) - median(layer.usPerRequest)).toFixed(1)} µs.`;
-    const partRows = result.parts.map((p) => `| ${p.name} | ${p.us.toFixed(2)} µs |`).join("\n");
+    const partRows = result.parts
+      .map(
+        (p) =>
+          `| ${p.name} | ${p.us.toFixed(2)} µs | ${typeof p.bytes === "number" && !Number.isNaN(p.bytes) ? int(p.bytes) : ""} |`,
+      )
+      .join("\n");
     report.add(`## Gateway: hits, CPU per hit, miss overhead
 
 Every server in its own process (\`bench/gateway-server.ts\`), the load generator (autocannon,
@@ -129,9 +134,11 @@ the ratios, which compare rows of the same rounds. ${o.rounds} interleaved round
 per round), medians of the rounds, with the range over rounds.
 
 The upstream is a loopback OpenAI-format server (\`bench/gateway-server.ts\`) answering a chat
-completion of ~1 KB (${int(result.bodyBytes.plain)} bytes), or the same text as ${int(result.bodyBytes.stream)}
-bytes of SSE for \`stream: true\`. The gateway is \`createGateway({ upstream })\` with its default
-MemoryStore, or with a \`SqliteStore\` file (the CLI's default store).
+completion of ~1 KB (${int(result.bodyBytes.plain)} bytes), or for \`stream: true\` the same text
+as ${int(result.bodyBytes.stream)} bytes of SSE. The streamed request has a prompt of its own, so
+its record is that SSE body (a key does not depend on \`stream\`: with the plain prompt it would
+be served from the plain record, converted). The gateway is \`createGateway({ upstream })\` with
+its default MemoryStore, or with a \`SqliteStore\` file (the CLI's default store).
 
 ### Hits at 50 connections
 
