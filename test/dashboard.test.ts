@@ -109,6 +109,7 @@ async function open(
   refusals = false,
 ): Promise<Page> {
   const page = await browser.newPage({ viewport });
+  page.setDefaultTimeout(20_000);
   page.on("pageerror", (error) => errors.push(`${viewport.width} px: ${error.message}`));
   page.on("console", (message) => {
     if (message.type() === "error" && !refusals)
@@ -168,7 +169,9 @@ async function expectNoSidewaysScroll(page: Page): Promise<void> {
   expect(width).toBeLessThanOrEqual(page.viewportSize()?.width as number);
 }
 
-describe("the dashboard", () => {
+// Chromium on a loaded 2-core CI machine: a selector may take seconds; the page's own
+// wait (20 s) fails first and names the selector, well inside the test's 60 s.
+describe("the dashboard", { timeout: 60_000 }, () => {
   it("at 1400 px: charts with data, cards, badges, rows told apart, user content as text, purge refreshes the cards", async () => {
     const page = await open(url, WIDE);
     // The admin API is on: the page offers a sign-in, but no admin panel without a token.
