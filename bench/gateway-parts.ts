@@ -23,7 +23,7 @@ import type { WholeCall } from "../src/llm/call.js";
 import type { AnswerRecord, LlmRequest } from "../src/llm/protocol.js";
 import { chatProtocol } from "../src/llm/protocols/chat.js";
 import { renderRecord } from "../src/llm/render.js";
-import { DashboardFeed } from "../src/server/gateway/dashboard.js";
+import { DashboardFeed } from "../src/server/gateway/dashboard/feed.js";
 import { Metrics } from "../src/server/gateway/metrics.js";
 import { Tenants } from "../src/server/gateway/tenants.js";
 import { createGateway } from "../src/server.js";
@@ -38,6 +38,8 @@ export interface PartRow {
   /** Heap bytes one call allocates, where measured. */
   bytes?: number;
 }
+
+const chatUrl = new URL("http://127.0.0.1/v1/chat/completions");
 
 const PLAIN = JSON.stringify({
   model: "bench",
@@ -268,7 +270,7 @@ export async function gatewayParts(): Promise<PartRow[]> {
     add(
       "what the memo saves: chatProtocol.parse() + hashKey() of the key material",
       timeSync(() => {
-        const parsed = chatProtocol.parse(body, "application/json");
+        const parsed = chatProtocol.parse(body, "application/json", chatUrl);
         return hashKey(parsed.keyMaterial, { context: fixedContext, root: "request" });
       }, 1000),
     );
@@ -298,7 +300,7 @@ export async function gatewayParts(): Promise<PartRow[]> {
     const record = entry.value as AnswerRecord;
     const call = {
       key,
-      parsed: chatProtocol.parse(body, "application/json"),
+      parsed: chatProtocol.parse(body, "application/json", chatUrl),
       protocol: chatProtocol,
       started: performance.now(),
       scope,
@@ -312,7 +314,7 @@ export async function gatewayParts(): Promise<PartRow[]> {
       timeSync(() => memory.pipeline.core.telemetry.report("hit", key, scope, entry, undefined)),
     );
     const metrics = new Metrics();
-    const feed = new DashboardFeed(() => metrics.snapshot());
+    const feed = new DashboardFeed(metrics);
     const result = {
       route: "chat",
       outcome: "hit" as const,

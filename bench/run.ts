@@ -23,6 +23,10 @@ import { redis } from "./sections/redis.js";
 import { sqlite } from "./sections/sqlite.js";
 import { tiered } from "./sections/stores.js";
 
+// `npm run bench` builds first: the gateway's own processes run `dist/`, the code that ships
+// (through tsx, every closure a request makes also pays for esbuild's `__name` helper).
+process.env.INFERCACHE_BENCH_DIST ??= "1";
+
 const sections: Section[] = [
   hits,
   hash,

@@ -54,6 +54,21 @@ describe("the gateway with the OpenAI SDK in front of the local engine", () => {
     expect(chats() - before).toBe(1);
   });
 
+  it("sends a whole answer with its length, not in chunks", async () => {
+    const body = JSON.stringify(chat("gateway length é"));
+    for (let i = 0; i < 2; i++) {
+      const answer = await fetch(`${served.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer key-1" },
+        body,
+      });
+      const bytes = new Uint8Array(await answer.arrayBuffer());
+      expect(answer.headers.get("x-infercache")).toBe(i === 0 ? "miss" : "hit");
+      expect(answer.headers.get("transfer-encoding")).toBeNull();
+      expect(Number(answer.headers.get("content-length"))).toBe(bytes.byteLength);
+    }
+  });
+
   it("replays streams", async () => {
     const request = { ...chat("gateway stream"), stream: true as const };
     const read = async () => {

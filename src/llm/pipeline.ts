@@ -22,7 +22,7 @@ import { CacheCore } from "../cache/core.js";
 import { FlightTable } from "../cache/flight-table.js";
 import type { CacheStats } from "../cache/telemetry.js";
 import { hashKey } from "../key/hash-key.js";
-import type { Entry, FlightLease, Store } from "../store/store.js";
+import type { Entry, FlightLease, Scope, Store } from "../store/store.js";
 import type { Answer } from "./answer.js";
 import { type CacheControl, parseCacheControl } from "./cache-control.js";
 import type { Call, CallMode, LlmResult, Outcome, WholeCall } from "./call.js";
@@ -381,34 +381,38 @@ export class LlmPipeline {
     const session = sessionOf(headers);
     const tenant = this.options.tenant?.(request);
     const sampling = samplingOf(headers);
-    const scope = {
-      namespace,
-      // A session is private to its tenant: another tenant's session of the same id is another.
-      ...(session !== undefined && {
-        session: tenant === undefined ? session : `${tenant}/${session}`,
-      }),
-    };
-    const base = {
-      request,
-      control,
-      scope,
-      tenant,
-      started: performance.now(),
-      startedAt: this.core.clock.now(),
-    };
+    // A session is private to its tenant: another tenant's session of the same id is another.
+    // (Objects here are written out whole: in V8 `{ ...a, b }` costs ~0.7 µs, a literal ~0.01.)
+    const scope: Scope =
+      session === undefined
+        ? { namespace }
+        : { namespace, session: tenant === undefined ? session : `${tenant}/${session}` };
+    const started = performance.now();
+    const startedAt = this.core.clock.now();
     const context = this.#keyContext(request.url, request.headers, protocol, tenant);
     if ("itemized" in protocol) {
       const parsed = protocol.parse(request.body, header(headers, "content-type"));
       const keys = parsed.items.map((item) =>
         hashKey(parsed.keyMaterialOf(item), { context, root: "request" }),
       );
-      return { ...base, itemized: true, protocol, parsed, keys };
+      return {
+        request,
+        control,
+        scope,
+        tenant,
+        started,
+        startedAt,
+        itemized: true,
+        protocol,
+        parsed,
+        keys,
+      };
     }
     // The memo holds what `parse` made of the body, so it is keyed by all `parse` sees: the
     // request's own URL (context), the content type (a multipart boundary) and the bytes.
     const contentType = header(headers, "content-type");
-    const memoKey = this.#memo.keyFor(`${context}\u0000${contentType ?? ""}`, request.body);
-    let known = memoKey === undefined ? undefined : this.#memo.get(memoKey);
+    const memoContext = contentType === undefined ? context : `${context}\u0000${contentType}`;
+    let known = this.#memo.get(memoContext, request.body);
     if (known === undefined) {
       const parsed = protocol.parse(request.body, contentType, request.url);
       const keyContext =
@@ -421,16 +425,23 @@ export class LlmPipeline {
           : "";
       known = { parsed, key };
       // The memo keeps what a hit needs, not the key material (it can weigh 20x the body).
-      if (memoKey !== undefined)
-        this.#memo.set(memoKey, { parsed: { ...parsed, keyMaterial: undefined }, key });
+      this.#memo.set(memoContext, request.body, {
+        parsed: { ...parsed, keyMaterial: undefined },
+        key,
+      });
     }
     const call: WholeCall = {
-      ...base,
+      request,
+      control,
+      scope,
+      tenant,
+      started,
+      startedAt,
       itemized: false,
       protocol,
       parsed: known.parsed,
       key: known.key,
-      mode: { kind: "cache" },
+      mode: CACHE_MODE,
     };
     call.mode = this.#modeOf(call, control, sampling);
     return call;
@@ -451,13 +462,14 @@ export class LlmPipeline {
     tenant: string | undefined,
   ): string {
     const keyed: [string, string][] = [];
-    for (const [name, value] of Object.entries(headers)) {
+    for (const name in headers) {
+      const value = headers[name];
       if (value === undefined) continue;
       if (headerRole(name) === "keyed" || protocol.keyHeaders.includes(name)) {
         keyed.push([name, Array.isArray(value) ? value.join(", ") : value]);
       }
     }
-    keyed.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (keyed.length > 1) keyed.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     let params: [string, string][] = [];
     if (url.search !== "") {
       params = [...url.searchParams].filter(([name]) => !isCredentialParam(name));
@@ -542,35 +554,66 @@ export function responseHeaders(
   return out;
 }
 
+/** The mode of a call cached normally (one object: calls never change a mode, they replace it). */
+const CACHE_MODE: CallMode = { kind: "cache" };
+
+interface Known {
+  parsed: ParsedCall;
+  key: string;
+}
+
 /**
  * Byte-identical request bodies in the same context find their parsed call and key without
- * being parsed and hashed again. Bounded by entries and bytes; bodies over 64 KiB are not
- * remembered (their hash is cheap next to their size).
+ * being parsed and hashed again. Two levels, context then body, so a lookup hashes the body's
+ * bytes (as a latin1 string: one character per byte, no decoding, byte-exact) and not a copy of
+ * the context joined to them. Bounded by entries and bytes, the oldest context's oldest body
+ * leaving first; bodies over 64 KiB are not remembered (their hash is cheap next to their size).
  */
 class KeyMemo {
-  readonly #entries = new Map<string, { parsed: ParsedCall; key: string }>();
+  readonly #contexts = new Map<string, Map<string, Known>>();
+  #entries = 0;
   #bytes = 0;
   static readonly MAX_BODY = 64 * 1024;
   static readonly MAX_ENTRIES = 4096;
   static readonly MAX_BYTES = 32 * 1024 * 1024;
 
-  keyFor(context: string, body: Uint8Array): string | undefined {
+  get(context: string, body: Uint8Array): Known | undefined {
     if (body.byteLength > KeyMemo.MAX_BODY) return undefined;
-    // latin1: one character per byte, no decoding, and byte-exact.
-    return `${context}\u0000${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}`;
+    return this.#contexts.get(context)?.get(latin1(body));
   }
 
-  get(memoKey: string): { parsed: ParsedCall; key: string } | undefined {
-    return this.#entries.get(memoKey);
+  set(context: string, body: Uint8Array, value: Known): void {
+    if (body.byteLength > KeyMemo.MAX_BODY) return;
+    let bodies = this.#contexts.get(context);
+    if (bodies === undefined) {
+      bodies = new Map();
+      this.#contexts.set(context, bodies);
+      this.#bytes += context.length;
+    }
+    const text = latin1(body);
+    if (!bodies.has(text)) {
+      this.#entries++;
+      this.#bytes += text.length;
+    }
+    bodies.set(text, value);
+    while (this.#entries > KeyMemo.MAX_ENTRIES || this.#bytes > KeyMemo.MAX_BYTES) this.#dropOne();
   }
 
-  set(memoKey: string, value: { parsed: ParsedCall; key: string }): void {
-    this.#entries.set(memoKey, value);
-    this.#bytes += memoKey.length;
-    while (this.#entries.size > KeyMemo.MAX_ENTRIES || this.#bytes > KeyMemo.MAX_BYTES) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
-      this.#bytes -= oldest.length;
+  #dropOne(): void {
+    const [context, bodies] = this.#contexts.entries().next().value as [string, Map<string, Known>];
+    const oldest = bodies.keys().next().value as string;
+    bodies.delete(oldest);
+    this.#entries--;
+    this.#bytes -= oldest.length;
+    if (bodies.size === 0) {
+      this.#contexts.delete(context);
+      this.#bytes -= context.length;
     }
   }
+}
+
+function latin1(body: Uint8Array): string {
+  return (
+    body instanceof Buffer ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  ).toString("latin1");
 }

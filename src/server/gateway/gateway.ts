@@ -196,15 +196,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       throw new HttpError(400, `the path must stay under ${mount}/`);
     }
     const body = await request.body();
-    const llmRequest: LlmRequest = {
-      method: request.method,
-      url,
-      headers: request.headers,
-      body,
-      get signal() {
-        return request.signal;
-      },
-    };
+    const llmRequest = new GatewayRequest(request, url, body);
     try {
       const lookup = await pipeline.lookup(llmRequest);
       switch (lookup.kind) {
@@ -383,5 +375,30 @@ class FailureLog {
     this.#logger.warn(
       `infercache gateway: ${message}${typeof code === "string" ? ` (${code})` : ""}${folded > 0 ? `; ${folded} more like it since the last line` : ""}`,
     );
+  }
+}
+
+/**
+ * A gateway request as the pipeline reads it. A class, so `signal` is a getter on the prototype
+ * (made only when asked for: a hit never is) and V8 keeps one fast shape for every request, where
+ * an object literal with a getter is a dictionary on every read.
+ */
+class GatewayRequest implements LlmRequest {
+  readonly method: string;
+  readonly headers: LlmRequest["headers"];
+  readonly #http: HttpRequest;
+
+  constructor(
+    http: HttpRequest,
+    readonly url: URL,
+    readonly body: Uint8Array,
+  ) {
+    this.#http = http;
+    this.method = http.method;
+    this.headers = http.headers;
+  }
+
+  get signal(): AbortSignal {
+    return this.#http.signal;
   }
 }

@@ -42,12 +42,14 @@ export class Tenants {
   }
 
   ofParts(headers: RawHeaders, query: URLSearchParams | undefined): string {
-    const parts: string[] = [];
-    for (const name of Object.keys(headers).sort()) {
+    // Usually one credential header: sorted only when there are more.
+    let parts: string[] = [];
+    for (const name in headers) {
       const value = headers[name];
       if (value === undefined || headerRole(name) !== "credential") continue;
       parts.push(name, Array.isArray(value) ? value.join(", ") : value);
     }
+    if (parts.length > 2) parts = sortedPairs(parts);
     if (query !== undefined) {
       for (const [name, value] of query) {
         if (isCredentialParam(name)) parts.push(`?${name.toLowerCase()}`, value);
@@ -66,4 +68,13 @@ export class Tenants {
     }
     return tenant;
   }
+}
+
+/** `[name, value, name, value, …]` sorted by name (names are unique: they are an object's keys). */
+function sortedPairs(parts: string[]): string[] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < parts.length; i += 2)
+    pairs.push([parts[i] as string, parts[i + 1] as string]);
+  pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return pairs.flat();
 }

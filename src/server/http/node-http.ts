@@ -260,17 +260,41 @@ async function readBody(incoming: IncomingMessage, limit: number): Promise<Buffe
     incoming.resume();
     throw new HttpError(413, `the request body is ${declared} bytes; the limit is ${limit}`);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of incoming) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      incoming.resume();
-      throw new HttpError(413, `the request body is over the limit of ${limit} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+  // Events rather than `for await`: an async iterator over a stream costs a few µs per request
+  // in listeners and promises, a tenth of a hit.
+  if (incoming.destroyed) throw gone();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (error: Error | undefined) => {
+      incoming.off("data", onData);
+      incoming.off("end", onEnd);
+      incoming.off("error", onError);
+      incoming.off("close", onClose);
+      if (error === undefined) {
+        resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      } else {
+        reject(error);
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        chunks.length = 0;
+        done(new HttpError(413, `the request body is over the limit of ${limit} bytes`));
+        incoming.resume();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => done(undefined);
+    const onError = (error: Error) => done(error);
+    const onClose = () => done(gone());
+    incoming.on("data", onData);
+    incoming.once("end", onEnd);
+    incoming.once("error", onError);
+    incoming.once("close", onClose);
+  });
 }
 
 async function respond(
@@ -301,7 +325,14 @@ export async function writeAnswer(outgoing: ServerResponse, answer: Answer): Pro
   const body = answer.body;
   if (!isByteStream(body)) {
     if (outgoing.destroyed) return;
-    outgoing.writeHead(answer.status, answer.headers);
+    // A known length: the client knows where the answer ends, and node writes it without
+    // chunked framing (`writeHead` without one commits to chunks).
+    const headers = answer.headers;
+    if (answer.status !== 204 && answer.status !== 304) {
+      headers["content-length"] =
+        typeof body === "string" ? String(Buffer.byteLength(body)) : String(body.byteLength);
+    }
+    outgoing.writeHead(answer.status, headers);
     if (body.length <= SLICE) {
       outgoing.end(body);
       return;
