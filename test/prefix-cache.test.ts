@@ -143,6 +143,14 @@ describe("PrefixCache capacity", () => {
     expect(cache.bytes).toBeLessThanOrEqual(cache.capacityBytes);
   });
 
+  it("tells whether an entry would fit without evicting anything", () => {
+    const cache = new PrefixCache<string>({ capacityBytes: 2 * (1000 + entry) });
+    expect(cache.fits(tokens(1, 2), 1000)).toBe(true);
+    cache.set(tokens(1, 2), "a", { bytes: 1000 });
+    expect(cache.fits(tokens(3, 4), 1000)).toBe(true);
+    expect(cache.fits(tokens(3, 4), 1001)).toBe(false);
+  });
+
   it("refuses an entry larger than the capacity instead of flushing the cache", () => {
     const cache = new PrefixCache<string>({ capacityBytes: "10kb" });
     cache.set(tokens(1), "small", { bytes: 100 });

@@ -155,6 +155,11 @@ export class PrefixCache<V> {
     return true;
   }
 
+  /** Whether an entry of `bytes` at `tokens` would be stored without evicting anything. */
+  fits(tokens: Sequence, bytes: number): boolean {
+    return this.#bytes + entryBytes(tokens, undefined, bytes) <= this.capacityBytes;
+  }
+
   /** The value stored at exactly `tokens`. */
   get(tokens: Sequence, options: PrefixLookupOptions = {}): V | undefined {
     const node = this.#tree(options.namespace ?? DEFAULT_NAMESPACE, false)?.get(tokens);
