@@ -4,7 +4,7 @@
  * with a disk tier, several slots. Every reused generation is compared with a cold engine's
  * temperature-0 output for the same request, text for text.
  */
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -184,6 +184,27 @@ describe("state tiers", () => {
     expect(promoted.text).toBe(fresh.text);
     expect(roomy.stateCache?.prefixes.size).toBeGreaterThanOrEqual(1);
     expect(roomy.stateCache?.promoted).toBe(1);
+  });
+
+  it("a state the memory folder cannot take (a full tmpfs) is written to the disk tier", async () => {
+    const ram = folder("ram-gone");
+    const disk = folder("disk-direct");
+    const engine = await load({
+      stateCache: {
+        directory: ram,
+        capacityBytes: "64mb",
+        disk: { directory: disk, capacityBytes: "64mb" },
+      },
+    });
+    rmSync(ram, { recursive: true }); // every write there now fails
+    const prompt = `${SYSTEM_PROMPT}\nuser: ${QUESTIONS[2]}\nassistant:`;
+    await complete(engine, prompt);
+    await engine.onIdle();
+    expect(engine.stateCache?.diskPrefixes?.size).toBe(1);
+    await complete(engine, "user: something else entirely\nassistant:");
+    const again = await complete(engine, prompt);
+    expect(again.report?.source).toBe("snapshot");
+    expect(again.text).toBe((await complete(cold, prompt)).text);
   });
 
   it("after a restart with the disk tier, turn 7 of a chat evaluates only its new tokens", async () => {

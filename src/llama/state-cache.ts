@@ -226,28 +226,45 @@ export class LlamaStateCache {
       this.#track(this.#promote(key, onDisk));
       return false;
     }
-    const file = join(this.directory, `${randomUUID()}.state`);
-    let size: number;
-    try {
-      await sequence.saveStateToFile(`${file}.tmp`);
-      await commitFile(`${file}.tmp`, file);
-      await writeMarker(file, this.fingerprint, key);
-      size = (await stat(file)).size;
-    } catch {
-      await removeState(file);
-      return false;
+    let stored = false;
+    const near = await this.#write(sequence, this.directory, key);
+    if (near !== undefined) {
+      stored = this.prefixes.set(key, near.file, { bytes: near.size, ...namespace });
+      // Too large for the first tier, or no room there: the disk tier, if it has room.
+      if (!stored && this.#far !== undefined) stored = await this.#spill(key, near.file);
+      if (!stored) await removeState(near.file);
+    } else if (this.#far !== undefined) {
+      // The first tier's folder could not take the file (a full tmpfs): straight to disk.
+      const far = await this.#write(sequence, this.#far.directory, key);
+      if (far !== undefined) {
+        stored = this.#far.index.set(key, far.file, { bytes: far.size, ...namespace });
+        if (!stored) await removeState(far.file);
+      }
     }
-    let stored = this.prefixes.set(key, file, { bytes: size, ...namespace });
-    if (!stored) stored = this.#far !== undefined && (await this.#spill(key, file));
-    if (!stored) {
-      await removeState(file);
-      return false;
-    }
+    if (!stored) return false;
     this.saved++;
     // Older turns of this conversation: the new state serves every prompt they could.
     this.prefixes.deletePrefixes(key, namespace);
     this.diskPrefixes?.deletePrefixes(key, namespace);
     return true;
+  }
+
+  /** Writes the state of `sequence` into `directory`, committed with its marker. */
+  async #write(
+    sequence: LlamaContextSequence,
+    directory: string,
+    key: Uint32Array,
+  ): Promise<{ file: string; size: number } | undefined> {
+    const file = join(directory, `${randomUUID()}.state`);
+    try {
+      await sequence.saveStateToFile(`${file}.tmp`);
+      await commitFile(`${file}.tmp`, file);
+      await writeMarker(file, this.fingerprint, key);
+      return { file, size: (await stat(file)).size };
+    } catch {
+      await removeState(file);
+      return undefined;
+    }
   }
 
   /** Resolves once file work under way — spills, promotions, deletions — is done. */
