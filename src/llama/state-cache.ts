@@ -272,7 +272,10 @@ export class LlamaStateCache {
     await this.#settle();
   }
 
-  /** Deletes every state file of both tiers. */
+  /**
+   * Deletes every state file of both tiers. An engine saves after each answer: a save still under
+   * way lands after this (`await engine.onIdle()` first to empty the cache for good).
+   */
   async clear(): Promise<void> {
     this.prefixes.clear();
     this.diskPrefixes?.clear();
