@@ -3,7 +3,16 @@
  * user turns, replies of up to 40 tokens at temperature 0, each reply sent back in the next
  * turn's history. Shared by the state-cache tests and the chat benchmark.
  */
-import type { EvaluationReport, LlamaEngine } from "../../src/llama.js";
+import type { EvaluationReport } from "../../src/llama.js";
+
+/** What a chat needs of an engine (LlamaEngine, or the benchmark's copy of an older one). */
+export interface ChatEngine {
+  handle(request: Request): Promise<Response>;
+  readonly lastEvaluation:
+    | (Omit<EvaluationReport, "afterAnswerTokens" | "savedTokens"> &
+        Partial<Pick<EvaluationReport, "afterAnswerTokens" | "savedTokens">>)
+    | undefined;
+}
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -36,14 +45,14 @@ export interface ChatTurn {
     completion_tokens: number;
     prompt_tokens_details?: { cached_tokens: number };
   };
-  report: EvaluationReport | undefined;
+  report: ChatEngine["lastEvaluation"];
   /** Milliseconds from the request to the first streamed chunk of text. */
   ttftMs: number;
 }
 
 /** One streamed chat completion through `engine.handle`, read to the end. */
 export async function chatTurn(
-  engine: LlamaEngine,
+  engine: ChatEngine,
   messages: ChatMessage[],
   maxTokens = 40,
 ): Promise<ChatTurn> {
@@ -101,12 +110,26 @@ export interface ChatRun {
   newTokens: number[];
 }
 
-/** A conversation of `questions.length` turns, each reply sent back in the next turn. */
+/**
+ * A conversation of `questions.length` turns, each reply sent back in the next turn. `count`
+ * counts tokens (default: the engine's own `countTokens`).
+ */
 export async function runChat(
-  engine: LlamaEngine,
+  engine: ChatEngine & { countTokens?(text: string): number },
   questions: string[],
-  options: { system?: string; history?: ChatMessage[]; beforeTurn?: () => Promise<void> } = {},
+  options: {
+    system?: string;
+    history?: ChatMessage[];
+    beforeTurn?: () => Promise<void>;
+    count?: (text: string) => number;
+  } = {},
 ): Promise<ChatRun & { history: ChatMessage[] }> {
+  const count =
+    options.count ??
+    ((text: string) => {
+      if (engine.countTokens === undefined) throw new Error("runChat needs `count`");
+      return engine.countTokens(text);
+    });
   const history: ChatMessage[] = options.history ?? [
     { role: "system", content: options.system ?? SYSTEM_PROMPT },
   ];
@@ -115,12 +138,10 @@ export async function runChat(
   for (const question of questions) {
     const before =
       history.length > 1 && history.at(-1)?.role === "assistant"
-        ? engine.countTokens(
-            `${render(history.slice(0, -1))} ${(history.at(-1) as ChatMessage).content}`,
-          )
+        ? count(`${render(history.slice(0, -1))} ${(history.at(-1) as ChatMessage).content}`)
         : 0;
     history.push({ role: "user", content: question });
-    newTokens.push(engine.countTokens(render(history)) - before);
+    newTokens.push(count(render(history)) - before);
     await options.beforeTurn?.();
     const turn = await chatTurn(engine, history);
     turns.push(turn);
