@@ -127,7 +127,7 @@ describe("KV-state reuse with node-llama-cpp", () => {
         await complete(engine, `${system}\nuser: question number ${i}\nassistant:`);
       const cache = engine.stateCache;
       expect(cache?.prefixes.bytes).toBeLessThanOrEqual(300 * 1024);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await engine.onIdle(); // evicted files are deleted in the background
       const files = readdirSync(join(dir, "small")).filter((f) => f.endsWith(".state"));
       expect(files.length).toBe(cache?.prefixes.size);
     } finally {
