@@ -1,6 +1,7 @@
 /** Runs every example in turn: `npm run examples`. */
 import { main as functionKinds } from "./function-kinds.js";
 import { main as kvPrefix } from "./kv-prefix.js";
+import { main as llamaStateCache } from "./llama-state-cache.js";
 import { main as manualCache } from "./manual-cache.js";
 import { main as queueAndBatching } from "./queue-and-batching.js";
 
@@ -9,6 +10,7 @@ for (const [name, run] of [
   ["manual cache with normalised keys (Cache)", manualCache],
   ["KV-prefix reuse (Cache.longestPrefix)", kvPrefix],
   ["queue, batching, hits that skip the queue", queueAndBatching],
+  ["KV-state cache of a local model (LlamaEngine, LlamaStateCache)", llamaStateCache],
 ] as const) {
   console.log(`\n== ${name} ==`);
   await run();

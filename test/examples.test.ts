@@ -9,7 +9,8 @@ describe("examples", () => {
   it("run end to end and show hits, normalised keys and prefix reuse", () => {
     const output = execFileSync(process.execPath, ["--import", "tsx", "examples/run-all.ts"], {
       encoding: "utf8",
-      timeout: 30_000,
+      // The KV-state example loads the tiny model three times (about 2 s each on a busy 2-core box).
+      timeout: 120_000,
     });
     expect(output.match(/⚡ from cache/g)).toHaveLength(4);
     expect(output).toContain('replayed chat states: 12, first "H", last "Hello there!"');
@@ -25,5 +26,27 @@ describe("examples", () => {
     expect(output).toMatch(
       /40 single calls became [2-5] batches of (16, |\d+, )*\d+; repeats were hits/,
     );
-  });
+    // llama-cpp-python's caching examples, against LlamaEngine and LlamaStateCache.
+    expect(output).toContain(
+      "basic: the repeat evaluated 1 prompt token (first: 6), same text: true; cache size: 2 items",
+    );
+    expect(output).toContain(
+      [1, 2, 3, 4]
+        .map((i) => `Prompt ${i}: CACHE MISS - New cache size: ${i}`)
+        .concat("Prompt 5: CACHE HIT - Cache size: 4", "Cache statistics: hits 1, misses 4")
+        .join("\n"),
+    );
+    expect(output).toContain(
+      "performance, second run: no cache evaluated 9 prompt tokens, with cache 1",
+    );
+    expect(output).toContain(
+      "disk: after a restart the cache contains 3 items; fact 0 again evaluated 1 prompt token, same text: true",
+    );
+    expect(output).toMatch(
+      /memory: capacity 16 KiB, \d+ items .* \(within capacity: true\), \d+ on disk/,
+    );
+    expect(output).toMatch(
+      /cleanup: [\d.]+ KiB of state files on disk before clear\(\), 0 files after, 0 items/,
+    );
+  }, 150_000);
 });

@@ -78,24 +78,33 @@ describe("KV-state reuse with node-llama-cpp", () => {
 
   it("never restores a state saved under another model's fingerprint", async () => {
     const prompt = `${system}\nuser: A question for another model\nassistant:`;
-    const cache = warm.stateCache;
-    if (cache === undefined) throw new Error("no state cache");
-    // A state file indexed for another model, covering this exact prompt.
-    const tokens = (warm as unknown as { lastEvaluation: unknown }) && cache.prefixes;
-    const file = join(dir, "foreign.state");
-    writeFileSync(file, "not a state");
-    const promptTokens = await (async () => {
-      await complete(cold, prompt);
-      return cold.lastEvaluation?.promptTokens as number;
-    })();
-    expect(promptTokens).toBeGreaterThan(100);
-    tokens.set(new Uint32Array(promptTokens - 1).fill(1), file, {
-      namespace: "some-other-model",
-      bytes: 11,
+    // The tokens this prompt and its reply become, from an engine that saved them.
+    const writer = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: { directory: join(dir, "foreign-writer"), capacityBytes: "64mb" },
     });
-    await complete(warm, "user: reset\nassistant:");
-    const result = await complete(warm, prompt);
-    expect(result.report?.source).not.toBe("snapshot");
+    await complete(writer, prompt);
+    await writer.close();
+    const key = [...(writer.stateCache?.prefixes.entries() ?? [])][0]?.key;
+    expect(key?.length).toBeGreaterThan(100);
+    const engine = await LlamaEngine.load({
+      modelPath: MODEL_PATH,
+      stateCache: { directory: join(dir, "foreign-reader"), capacityBytes: "64mb" },
+    });
+    try {
+      // A state file indexed for another model, covering this exact prompt.
+      const file = join(dir, "foreign.state");
+      writeFileSync(file, "not a state");
+      engine.stateCache?.prefixes.set(key as Uint32Array, file, {
+        namespace: "some-other-model",
+        bytes: 11,
+      });
+      const result = await complete(engine, prompt);
+      expect(result.report?.source).toBe("none");
+      expect(result.text).toBe((await complete(cold, prompt)).text);
+    } finally {
+      await engine.close();
+    }
   });
 
   it("fingerprints models by content", async () => {
@@ -118,7 +127,7 @@ describe("KV-state reuse with node-llama-cpp", () => {
         await complete(engine, `${system}\nuser: question number ${i}\nassistant:`);
       const cache = engine.stateCache;
       expect(cache?.prefixes.bytes).toBeLessThanOrEqual(300 * 1024);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await engine.onIdle(); // evicted files are deleted in the background
       const files = readdirSync(join(dir, "small")).filter((f) => f.endsWith(".state"));
       expect(files.length).toBe(cache?.prefixes.size);
     } finally {

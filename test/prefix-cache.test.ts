@@ -47,6 +47,48 @@ describe("PrefixCache lookups", () => {
     );
   });
 
+  it("finds the entry sharing the most tokens, also a longer or diverging one", () => {
+    const cache = new PrefixCache<string>({ capacityBytes: "1mb" });
+    cache.set(tokens(1, 2, 3, 4, 5, 6, 7), "user one's whole conversation");
+    cache.set(tokens(1, 2, 3, 4, 8), "user two, shorter");
+    cache.set(tokens(1, 2), "the system prompt alone");
+    // A third user shares the system prompt and more with both conversations; the shorter loads faster.
+    expect(cache.longestCommonPrefix(tokens(1, 2, 3, 4, 9))).toMatchObject({
+      length: 4,
+      value: "user two, shorter",
+    });
+    expect(cache.longestPrefix(tokens(1, 2, 3, 4, 9))?.length).toBe(2);
+    // An exact repeat of a stored prompt, and a prompt shorter than a stored conversation.
+    expect(cache.longestCommonPrefix(tokens(1, 2, 3, 4, 8))?.length).toBe(5);
+    expect(cache.longestCommonPrefix(tokens(1, 2, 3, 4, 5))?.value).toBe(
+      "user one's whole conversation",
+    );
+    expect(cache.longestCommonPrefix(tokens(1, 2, 3, 4, 5), { maxLength: 3 })).toMatchObject({
+      length: 3,
+      value: "user two, shorter",
+    });
+    expect(cache.longestCommonPrefix(tokens(9))).toBeUndefined();
+    expect(cache.longestCommonPrefix(tokens(1), { namespace: "other" })).toBeUndefined();
+  });
+
+  it("deletes the stored strict prefixes of a sequence, but not pinned ones", () => {
+    const cache = new PrefixCache<string>({ capacityBytes: "1mb" });
+    cache.set(tokens(1, 2), "turn 1");
+    cache.set(tokens(1, 2, 3, 4), "turn 2");
+    cache.set(tokens(1, 5), "another conversation");
+    const release = cache.acquire(tokens(1, 2));
+    cache.set(tokens(1, 2, 3, 4, 5, 6), "turn 3");
+    expect(cache.deletePrefixes(tokens(1, 2, 3, 4, 5, 6))).toBe(1);
+    expect([...cache.entries()].map((e) => e.value).sort()).toEqual([
+      "another conversation",
+      "turn 1",
+      "turn 3",
+    ]);
+    release?.();
+    expect(cache.deletePrefixes(tokens(1, 2, 3, 4, 5, 6))).toBe(1);
+    expect(cache.get(tokens(1, 2, 3, 4, 5, 6))).toBe("turn 3");
+  });
+
   it("agrees with a linear scan (property)", () => {
     fc.assert(
       fc.property(
@@ -99,6 +141,14 @@ describe("PrefixCache capacity", () => {
     expect(cache.get(tokens(1, 2, 4))).toBeUndefined(); // least recently used leaf: evicted
     expect(cache.get(tokens(1, 2, 3))).toBe("leaf a");
     expect(cache.bytes).toBeLessThanOrEqual(cache.capacityBytes);
+  });
+
+  it("tells whether an entry would fit without evicting anything", () => {
+    const cache = new PrefixCache<string>({ capacityBytes: 2 * (1000 + entry) });
+    expect(cache.fits(tokens(1, 2), 1000)).toBe(true);
+    cache.set(tokens(1, 2), "a", { bytes: 1000 });
+    expect(cache.fits(tokens(3, 4), 1000)).toBe(true);
+    expect(cache.fits(tokens(3, 4), 1001)).toBe(false);
   });
 
   it("refuses an entry larger than the capacity instead of flushing the cache", () => {

@@ -1,5 +1,7 @@
 /** `infercache serve`: the OpenAI-compatible caching gateway until SIGINT/SIGTERM, then a drain. */
 
+import { parseSize } from "../base/size.js";
+import type { LlamaEngineOptions } from "../llama/engine.js";
 import {
   DEFAULT_STORE,
   GATEWAY_OPTIONS,
@@ -39,7 +41,48 @@ Starts the OpenAI-compatible caching gateway: /v1/chat/completions, /v1/completi
                         pages' cross-origin requests get 403
   --idle-timeout MS     between two chunks of an upstream's body (default 120000); a healthy
                         stream may last as long as it streams
+
+With --model, the engine keeps KV state between requests: a conversation's next turn, or another
+user's prompt sharing a system prompt, evaluates only its new tokens.
+  --state-memory SIZE   states kept in memory (a private tmpfs folder; default 1gb)
+  --state-dir DIR       a disk tier: states memory evicts or cannot hold, and all of them at
+                        shutdown, so conversations resume after a restart (default: none)
+  --state-dir-size SIZE bytes of the disk tier (default 10gb)
+  --no-state-cache      every request starts from an empty context
 `;
+
+/** serve's KV-state cache flags, as the local engine's options (undefined: turned off). */
+function stateCacheOptions(
+  values: Record<string, unknown>,
+  local: boolean,
+): LlamaEngineOptions["stateCache"] {
+  const given = ["state-memory", "state-dir", "state-dir-size", "no-state-cache"].filter(
+    (name) => values[name] !== undefined,
+  );
+  if (!local && given.length > 0)
+    throw new UsageError(
+      `--${given[0]} keeps the local engine's KV states: pass --model PATH, not --upstream`,
+    );
+  if (!local || values["no-state-cache"] === true) return undefined;
+  const size = (name: string, fallback: string) => {
+    const text = typeof values[name] === "string" ? (values[name] as string) : fallback;
+    try {
+      return parseSize(text, name);
+    } catch {
+      throw new UsageError(`Expected --${name} to be a size such as \`1gb\`, got \`${text}\``);
+    }
+  };
+  const directory = values["state-dir"];
+  if (values["state-dir-size"] !== undefined && typeof directory !== "string")
+    throw new UsageError("--state-dir-size bounds the disk tier: pass --state-dir DIR too");
+  return {
+    capacityBytes: size("state-memory", "1gb"),
+    ...(typeof directory === "string" &&
+      directory !== "" && {
+        disk: { directory, capacityBytes: size("state-dir-size", "10gb") },
+      }),
+  };
+}
 
 export async function serveCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {
@@ -53,6 +96,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     "allowed-origin": { type: "string", multiple: true },
     "allow-namespace": { type: "string", multiple: true },
     "idle-timeout": { type: "string" },
+    "state-memory": { type: "string" },
+    "state-dir": { type: "string" },
+    "state-dir-size": { type: "string" },
+    "no-state-cache": { type: "boolean" },
   });
   if (values.help === true) {
     process.stdout.write(SERVE_HELP);
@@ -80,7 +127,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     }),
   };
   const adminToken = option(values, "admin-token", "INFERCACHE_ADMIN_TOKEN");
-  const source = await openSource(values);
+  const local = option(values, "upstream", "INFERCACHE_UPSTREAM") === undefined;
+  const stateCache = stateCacheOptions(values, local);
+  const source = await openSource(values, stateCache === undefined ? {} : { stateCache });
   const store = await openStore(option(values, "store") ?? DEFAULT_STORE);
   const { createGateway } = await import("../server/gateway/gateway.js");
   const gateway = createGateway({

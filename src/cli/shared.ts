@@ -1,6 +1,7 @@
 /** What the `infercache` commands share: option parsing, the store, the gateway's options. */
 
 import { parseArgs } from "node:util";
+import type { LlamaEngineOptions } from "../llama/engine.js";
 import type { Store } from "../store/store.js";
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -94,8 +95,14 @@ export async function openStore(spec: string): Promise<Store> {
 /** The local engine: a fetch-style handler with resources to close. */
 type Engine = { handle(request: Request): Promise<Response>; close(): Promise<void> };
 
-/** The engine or upstream the gateway caches, from --model / --upstream or the environment. */
-export async function openSource(values: Values): Promise<{
+/**
+ * The engine or upstream the gateway caches, from --model / --upstream or the environment;
+ * `engine` adds options for the local engine (serve's KV-state cache).
+ */
+export async function openSource(
+  values: Values,
+  engine: Omit<LlamaEngineOptions, "modelPath"> = {},
+): Promise<{
   /** Spread into createGateway's options. */
   gateway: { upstream: string | ((request: Request) => Promise<Response>) };
   engine: Engine | undefined;
@@ -115,10 +122,10 @@ export async function openSource(values: Values): Promise<{
   if (!existsSync(model))
     throw new UsageError(`--model: no file at \`${model}\`; pass the path of a GGUF model`);
   const { LlamaEngine } = await import("../llama/engine.js");
-  const engine = await LlamaEngine.load({ modelPath: model });
+  const loaded = await LlamaEngine.load({ modelPath: model, ...engine });
   return {
-    gateway: { upstream: (request: Request) => engine.handle(request) },
-    engine,
+    gateway: { upstream: (request: Request) => loaded.handle(request) },
+    engine: loaded,
     label: `local model ${model}`,
   };
 }

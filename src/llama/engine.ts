@@ -7,9 +7,12 @@
  * the real upstream of the LLM layer's tests and the gateway's embedded default.
  *
  * Chat messages are rendered as "role: content" lines ending with "assistant:" and completed
- * with LlamaCompletion; each request starts from a clean sequence (prefix reuse is the job of
- * the prefix cache). Every request is recorded in `received` (bounded), so tests can assert what
- * the upstream really saw.
+ * with LlamaCompletion. Without `stateCache` each request starts from a clean sequence. With it,
+ * each slot (one context sequence per unit of `concurrency`) keeps its KV state between
+ * requests; a request goes to the free slot whose live tokens serve it best (llama.cpp server's
+ * slot selection), the state cache restores the longest shared prefix, and after the answer the
+ * slot's state is extended to the reply as the next turn will send it back and saved. Every
+ * request is recorded in `received` (bounded), so tests can assert what the upstream really saw.
  */
 
 import { basename } from "node:path";
@@ -23,7 +26,7 @@ import type {
 } from "node-llama-cpp";
 import { importPeer } from "../base/optional-peer.js";
 import { limit } from "../queue/limit.js";
-import type { Generator } from "./generator.js";
+import type { Generated, Generator } from "./generator.js";
 import { countMessageTokens, createMessage } from "./messages-api.js";
 import { createResponse, responsesError } from "./responses-api.js";
 import {
@@ -47,19 +50,29 @@ export interface LlamaEngineOptions {
   /** Requests kept in `received`. @default 1000 */
   keepReceived?: number;
   /**
-   * Reuse KV state across prompts that share a prefix: snapshots at prompt boundaries in
-   * `directory` (tmpfs for RAM speed), bounded by `capacityBytes`, and each context's live state.
+   * Reuse KV state across prompts that share a prefix: each slot's live state, and snapshots of
+   * prompt and reply saved after each answer, in memory (`directory`, by default a private tmpfs
+   * folder) bounded by `capacityBytes`, and on `disk` when given. See `LlamaStateCache`.
    */
   stateCache?: Omit<LlamaStateCacheOptions, "fingerprint">;
 }
 
 /** What the last generation reused and evaluated (for tests and metrics). */
 export interface EvaluationReport {
+  /** Prompt tokens as the sequence holds them (BOS included). */
   promptTokens: number;
   reused: number;
   source: RestoreOutcome["source"];
-  /** Input tokens the model actually evaluated (node-llama-cpp's token meter). */
+  /** Prompt tokens the model actually evaluated before answering (node-llama-cpp's token meter). */
   evaluatedTokens: number;
+  /**
+   * Tokens evaluated after the answer, so the kept state matches the reply as the next turn
+   * sends it back (its last token, and whatever of it re-tokenizes differently). Set once the
+   * slot is free again (`onIdle()`).
+   */
+  afterAnswerTokens: number;
+  /** Tokens of the state saved after the answer; 0 when none was saved. */
+  savedTokens: number;
 }
 
 export interface ReceivedRequest {
@@ -68,6 +81,16 @@ export interface ReceivedRequest {
 }
 
 type NodeLlamaCpp = typeof import("node-llama-cpp");
+
+/** One context sequence and what is known of it. */
+interface Slot {
+  context: LlamaContext;
+  /** Kept between requests with a state cache; one per request without. */
+  sequence: LlamaContextSequence | undefined;
+  busy: boolean;
+  /** When it last served a request (a counter). */
+  used: number;
+}
 
 interface Message {
   role: string;
@@ -82,14 +105,19 @@ export class LlamaEngine {
   readonly #lib: NodeLlamaCpp;
   readonly #llama: Llama;
   readonly #model: LlamaModel;
-  readonly #contexts: LlamaContext[];
-  readonly #free: LlamaContext[];
+  readonly #slots: Slot[];
   readonly #embedding: LlamaEmbeddingContext;
   readonly #keep: number;
-  readonly #generate: (run: (context: LlamaContext) => Promise<unknown>) => Promise<unknown>;
+  readonly #generate: (
+    held: Token[],
+    run: (sequence: LlamaContextSequence) => Promise<void>,
+  ) => Promise<void>;
   readonly #embed: (texts: string[]) => Promise<Float32Array[]>;
-  readonly #sequences = new Map<LlamaContext, LlamaContextSequence>();
+  /** LlamaCompletion puts BOS first when the model wants it; the state cache sees it too. */
+  readonly #bos: Token[];
   #ids = 0;
+  #uses = 0;
+  readonly #running = new Set<Promise<unknown>>();
   /** What the Responses and Messages formats see of this engine. */
   readonly #generator: Generator;
 
@@ -106,8 +134,14 @@ export class LlamaEngine {
     this.#lib = lib;
     this.#llama = llama;
     this.#model = model;
-    this.#contexts = contexts;
-    this.#free = [...contexts];
+    const bos = model.tokens.bos;
+    this.#bos = model.tokens.shouldPrependBosToken && bos !== null ? [bos] : [];
+    this.#slots = contexts.map((context) => ({
+      context,
+      sequence: undefined,
+      busy: false,
+      used: 0,
+    }));
     this.#embedding = embedding;
     this.#keep = options.keepReceived ?? 1000;
     this.modelName = options.modelName ?? basename(options.modelPath).replace(/\.gguf$/i, "");
@@ -115,15 +149,24 @@ export class LlamaEngine {
       modelName: this.modelName,
       nextId: () => ++this.#ids,
       countTokens: (text) => this.#model.tokenize(text).length,
-      generate: (prompt, options, signal, onText) => this.#run(prompt, options, signal, onText),
+      // The Responses and Messages formats render chats, like /chat/completions.
+      generate: (prompt, options, signal, onText) =>
+        this.#run(prompt, options, signal, onText, " "),
     };
     this.#generate = limit(
-      async (run: (context: LlamaContext) => Promise<unknown>) => {
-        const context = this.#free.pop() as LlamaContext;
+      async (held: Token[], run: (sequence: LlamaContextSequence) => Promise<void>) => {
+        const slot = this.#pick(held);
+        slot.busy = true;
+        slot.used = ++this.#uses;
+        slot.sequence ??= slot.context.getSequence();
         try {
-          return await run(context);
+          await run(slot.sequence);
         } finally {
-          this.#free.push(context);
+          if (this.stateCache === undefined) {
+            await slot.sequence.dispose();
+            slot.sequence = undefined;
+          }
+          slot.busy = false;
         }
       },
       { concurrency: contexts.length },
@@ -194,11 +237,23 @@ export class LlamaEngine {
     return error(404, `no route for ${path}`);
   };
 
+  /** Tokens of `text` with this engine's model (no BOS). */
+  countTokens(text: string): number {
+    return this.#model.tokenize(text).length;
+  }
+
+  /** Resolves once no generation runs, and the state cache's saves and file moves are done. */
+  async onIdle(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    await this.stateCache?.onIdle();
+  }
+
   async close(): Promise<void> {
+    await this.onIdle();
     await this.stateCache?.close();
-    for (const sequence of this.#sequences.values()) await sequence.dispose();
+    for (const slot of this.#slots) await slot.sequence?.dispose();
     await this.#embedding.dispose();
-    for (const context of this.#contexts) await context.dispose();
+    for (const slot of this.#slots) await slot.context.dispose();
     await this.#model.dispose();
     await this.#llama.dispose();
   }
@@ -230,12 +285,15 @@ export class LlamaEngine {
     const options = generationOptions(body);
     const promptTokens = this.#model.tokenize(prompt).length;
     const object = kind === "chat" ? "chat.completion" : "text_completion";
+    // A chat's next turn sends the reply back after "assistant: "; a completion's, right after.
+    const join = kind === "chat" ? " " : "";
     if (body.stream !== true) {
       const { text, finish, completionTokens, reused } = await this.#run(
         prompt,
         options,
         signal,
         () => {},
+        join,
       );
       const choice =
         kind === "chat"
@@ -280,6 +338,7 @@ export class LlamaEngine {
                 : { index: 0, text: chunk, finish_reason: null };
             controller.enqueue(frame([choice]));
           },
+          join,
         );
         controller.enqueue(
           frame([
@@ -299,27 +358,23 @@ export class LlamaEngine {
     });
   }
 
+  /**
+   * One generation on a slot. `join` is what the next turn puts between this prompt and the
+   * reply when it sends the reply back: " " after a chat's "assistant:", "" for a completion.
+   */
   async #run(
     prompt: string,
     options: GenerationOptions,
     signal: AbortSignal,
     onText: (chunk: string) => void,
-  ): Promise<{
-    text: string;
-    finish: "length" | "stop";
-    completionTokens: number;
-    reused: number;
-    stopSequence?: string | undefined;
-  }> {
-    const tokens = this.#model.tokenize(prompt);
-    // What the sequence will hold: LlamaCompletion puts the BOS token first when the model wants it.
-    const bos = this.#model.tokens.bos;
-    const held =
-      this.#model.tokens.shouldPrependBosToken && bos !== null ? [bos, ...tokens] : tokens;
+    join: string,
+  ): Promise<Generated> {
+    const held = this.#held(prompt);
     return new Promise((resolve, reject) => {
-      this.#generate(async (context) => {
+      const running = this.#generate(held, async (sequence) => {
         const cache = this.stateCache;
-        const sequence = cache === undefined ? context.getSequence() : this.#sequenceFor(context);
+        let report: EvaluationReport;
+        let reply: string;
         try {
           const restored =
             cache === undefined
@@ -327,46 +382,110 @@ export class LlamaEngine {
               : await cache.restore(sequence, held);
           const before = sequence.tokenMeter.usedInputTokens;
           const completion = new this.#lib.LlamaCompletion({ contextSequence: sequence });
-          const result = await completion.generateCompletionWithMeta(tokens, {
+          // Tokens handed out, not the reply re-tokenized: a reply's text can re-tokenize longer.
+          let generated = 0;
+          const result = await completion.generateCompletionWithMeta(held.slice(this.#bos.length), {
             ...options,
             signal,
             onTextChunk: onText,
+            onToken: (tokens) => {
+              generated += tokens.length;
+            },
           });
-          this.lastEvaluation = {
+          report = {
             promptTokens: held.length,
             reused: restored.reused,
             source: restored.source,
             evaluatedTokens: sequence.tokenMeter.usedInputTokens - before,
+            afterAnswerTokens: 0,
+            savedTokens: 0,
           };
+          this.lastEvaluation = report;
+          reply = result.response;
           const meta = result.metadata;
           resolve({
-            text: result.response,
+            text: reply,
             finish: meta.stopReason === "maxTokens" ? "length" : "stop",
-            completionTokens: this.#model.tokenize(result.response).length,
+            completionTokens: Math.min(generated, options.maxTokens),
             reused: restored.reused,
             stopSequence:
               meta.stopReason === "customStopTrigger"
                 ? meta.customStopTrigger.filter((part) => typeof part === "string").join("")
                 : undefined,
           });
-          // The answer is out; save the prompt's state before the sequence takes another request.
-          if (cache !== undefined) await cache.save(sequence, held as Token[]);
         } catch (error) {
           reject(error);
-        } finally {
-          if (cache === undefined) await sequence.dispose();
+          return;
         }
-      }).catch(reject);
+        // The answer is out; keep and save the conversation before the slot takes another request.
+        if (cache !== undefined)
+          await this.#keepConversation(sequence, cache, held, `${prompt}${join}${reply}`, report);
+      });
+      this.#running.add(running);
+      running.catch(reject).finally(() => this.#running.delete(running));
     });
   }
 
-  #sequenceFor(context: LlamaContext): LlamaContextSequence {
-    let sequence = this.#sequences.get(context);
-    if (sequence === undefined) {
-      sequence = context.getSequence();
-      this.#sequences.set(context, sequence);
+  /** The tokens of `text` as a sequence holds them (`#bos` first). */
+  #held(text: string): Token[] {
+    return [...this.#bos, ...this.#model.tokenize(text)];
+  }
+
+  /**
+   * After an answer: makes the sequence hold `conversation` (prompt and reply, tokenized as the
+   * next turn's prompt will be), evaluating what generation left out — the reply's last token,
+   * and any part of the reply that re-tokenizes differently from how it was generated — and
+   * saves that state.
+   */
+  async #keepConversation(
+    sequence: LlamaContextSequence,
+    cache: LlamaStateCache,
+    prompt: Token[],
+    conversation: string,
+    report: EvaluationReport,
+  ): Promise<void> {
+    const tokens = this.#held(conversation);
+    if (tokens.length >= sequence.contextSize) return;
+    const same = sequence.compareContextTokens(tokens).firstDifferentIndex;
+    // A context shift moved the prompt: nothing here is the conversation any more.
+    if (same < prompt.length - 1) return;
+    try {
+      if (sequence.nextTokenIndex > same)
+        await sequence.eraseContextTokenRanges([{ start: same, end: sequence.nextTokenIndex }]);
+      if (tokens.length > same) {
+        await sequence.evaluateWithoutGeneratingNewTokens(tokens.slice(same));
+        report.afterAnswerTokens = tokens.length - same;
+      }
+      if (await cache.save(sequence, tokens)) report.savedTokens = tokens.length;
+    } catch {
+      // A state that could not be kept is a lost optimisation, never a failed request.
+      await sequence.clearHistory().catch(() => {});
     }
-    return sequence;
+  }
+
+  /**
+   * The free slot to serve a prompt (llama.cpp server's slot selection, by prefix): the one that
+   * reuses the most of it — its live tokens, or a stored state that any slot could load — and
+   * among those, one whose live state the prompt extends (nothing lost), else the least recently
+   * used.
+   */
+  #pick(held: Token[]): Slot {
+    const free = this.#slots.filter((slot) => !slot.busy);
+    if (free.length === 1 || this.stateCache === undefined) return free[0] as Slot;
+    const stored = this.stateCache.reusable(held);
+    let best: Slot | undefined;
+    let bestScore: [number, number, number] = [-1, 0, 0];
+    for (const slot of free) {
+      const live = slot.sequence?.compareContextTokens(held).firstDifferentIndex ?? 0;
+      const reuse = Math.max(Math.min(live, held.length - 1), stored);
+      const keepsAll = live >= (slot.sequence?.nextTokenIndex ?? 0) ? 1 : 0;
+      const score: [number, number, number] = [reuse, keepsAll, -slot.used];
+      if (best === undefined || greater(score, bestScore)) {
+        best = slot;
+        bestScore = score;
+      }
+    }
+    return best as Slot;
   }
 
   async #embeddings(body: Record<string, unknown>): Promise<Response> {
@@ -423,6 +542,14 @@ function generationOptions(body: Record<string, unknown>): GenerationOptions {
         : undefined;
   if (stop !== undefined && stop.length > 0) options.customStopTriggers = stop;
   return options;
+}
+
+/** Lexicographic order of scores. */
+function greater(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return (a[i] as number) > (b[i] as number);
+  }
+  return false;
 }
 
 function textOf(content: unknown): string {

@@ -1,47 +1,70 @@
 /**
- * `LlamaStateCache`: prefix reuse of KV state for node-llama-cpp, like llama.cpp's RAM/disk caches
+ * `LlamaStateCache`: KV-state reuse for node-llama-cpp, like llama-cpp-python's RAM/disk caches
  * (`LlamaRAMCache`, `LlamaDiskCache`) but with a radix index and byte bounds that hold.
  *
  * Before a generation, `restore(sequence, tokens)` makes the sequence hold the longest usable
- * prefix of the prompt, choosing the cheaper of two sources:
- * - live: the tokens the sequence already holds that match the prompt (trimmed to the match);
- * - snapshot: the longest stored prompt state that is a prefix of this prompt (loaded from its
- *   file), when it covers more than the live match.
- * The generation then evaluates only the remaining tokens. After the answer is out,
- * `save(sequence, tokens)` trims the sequence back to the prompt boundary and writes its state
- * (temp file, then rename, so a crash never leaves a half file under a real name).
+ * prefix of the prompt, from whichever source shares the most tokens with it:
+ * - live: the tokens the sequence already holds;
+ * - snapshot: the stored state sharing the longest common prefix with the prompt — a prefix of
+ *   it, the prompt itself (an exact repeat), a longer conversation or one that diverges — found in
+ *   O(prompt length) by the radix index, loaded from its file, and used when it shares more than
+ *   the live sequence.
+ * Either way what lies past the shared part is trimmed (`eraseContextTokenRanges`), and at least
+ * the prompt's last token is left to evaluate, for the logits the answer starts from. After the
+ * answer, `save(sequence, tokens)` stores the state of what the sequence then holds — prompt and
+ * reply, so the next turn of a conversation evaluates only its new tokens — and deletes the
+ * stored states that are strict prefixes of it (any prompt shares as much with the new one).
  *
- * States live as files (node-llama-cpp has no in-memory state API): point `directory` at tmpfs
- * (`/dev/shm/…`) for a RAM tier, and `disk.directory` at a disk folder for a second tier that
- * evictions spill to. Each state is committed by a small `.tokens` marker written last (model
+ * States live as files (node-llama-cpp has no in-memory state API): the first tier's `directory`
+ * defaults to a private folder in /dev/shm (tmpfs: memory), removed on `close()`; `disk` adds a
+ * second tier on a disk folder. A state the first tier evicts or refuses (too large for it) goes
+ * to the disk tier when it fits there; a disk hit is promoted back when the first tier has room
+ * for it without evicting; `close()` moves the first tier's states to the disk tier, so they
+ * outlive a restart. Each state is committed by a small `.tokens` marker written last (model
  * fingerprint + token ids); on start each tier's index is rebuilt from the markers without opening
  * the state files, and crash leftovers (temp files, states without a marker) are removed. One
- * process owns a folder at a time. The index is a
- * PrefixCache: longest-prefix lookup in O(prompt length), exact bytes (file sizes), leaf-first LRU,
+ * process owns a folder at a time. The index is a PrefixCache: exact bytes (file sizes), LRU,
  * pinned while loading, refused when larger than the capacity. Entries are namespaced by a model
  * fingerprint, so a state made by another model (which could crash the process) is never loaded.
  */
 
 import { createHash, randomUUID } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { copyFile, open, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import type { Size } from "../base/size.js";
 import { PrefixCache } from "../prefix/prefix-cache.js";
 
 export interface LlamaStateCacheOptions {
-  /** Folder for state files (tmpfs for a RAM tier). Created if missing. */
-  directory: string;
-  /** Bytes of state files kept: `"2gb"`. */
+  /**
+   * Folder of the first tier's state files. Created if missing; kept on `close()`.
+   * @default a private folder in /dev/shm (memory; the OS temp folder where there is none),
+   * removed on `close()`
+   */
+  directory?: string;
+  /** Bytes of state files the first tier keeps: `"1gb"`. */
   capacityBytes: Size;
   /** The model's fingerprint (`modelFingerprint(path)`): states never cross models. */
   fingerprint: string;
-  /** Prompts shorter than this are not saved (not worth a file). @default 16 */
+  /**
+   * Sequences (prompt and reply, as the state holds them) shorter than this are not saved: a
+   * file for them costs more than evaluating them again. @default 8
+   */
   minTokens?: number;
   /**
-   * A second, larger tier (a disk folder): states evicted from `directory` spill here instead of
-   * being deleted, within their own byte limit.
+   * A second, larger tier (a disk folder): states the first tier evicts or refuses go here instead
+   * of being deleted, within their own byte limit, and the first tier's states move here on
+   * `close()`, so they outlive a restart.
    */
   disk?: { directory: string; capacityBytes: Size };
 }
@@ -50,6 +73,12 @@ export interface RestoreOutcome {
   /** Prompt tokens already in the sequence: only the rest needs evaluating. */
   reused: number;
   source: "live" | "snapshot" | "none";
+}
+
+/** A tier: its index, its folder. */
+interface Tier {
+  index: PrefixCache<string>;
+  directory: string;
 }
 
 export class LlamaStateCache {
@@ -61,124 +90,233 @@ export class LlamaStateCache {
   readonly directory: string;
   readonly diskDirectory: string | undefined;
   readonly #minTokens: number;
-  /** File work under way (spills, deletions); `close()` waits for it. */
+  readonly #ownsDirectory: boolean;
+  readonly #near: Tier;
+  readonly #far: Tier | undefined;
+  /** File work under way (spills, promotions, deletions); `close()` waits for it. */
   readonly #work = new Set<Promise<unknown>>();
+  /** Set while `close()` moves the first tier to the disk tier. */
+  #closing = false;
+  /** States loaded from a file. */
   restored = 0;
   saved = 0;
+  /** States moved from the first tier to the disk tier (evicted, refused, or on close). */
   spilled = 0;
+  /** Disk-tier states moved back to the first tier after a hit. */
+  promoted = 0;
   /** Entries found in the folders when the cache started (index rebuilt from token files). */
   rebuilt = 0;
 
   constructor(options: LlamaStateCacheOptions) {
-    if (typeof options?.directory !== "string" || typeof options.fingerprint !== "string") {
+    if (
+      (options?.directory !== undefined && typeof options.directory !== "string") ||
+      typeof options?.fingerprint !== "string"
+    ) {
       throw new TypeError(
-        "new LlamaStateCache() needs `directory`, `capacityBytes` and the model's `fingerprint`",
+        "new LlamaStateCache() needs `capacityBytes` and the model's `fingerprint` (modelFingerprint(path)); `directory`, when given, must be a folder path",
       );
     }
-    this.directory = options.directory;
+    const minTokens = options.minTokens ?? 8;
+    if (!Number.isSafeInteger(minTokens) || minTokens < 1) {
+      throw new TypeError(
+        `Expected \`minTokens\` to be a positive integer, got \`${String(minTokens)}\` (${typeof minTokens})`,
+      );
+    }
+    this.#minTokens = minTokens;
+    this.#ownsDirectory = options.directory === undefined;
+    this.directory =
+      options.directory ??
+      mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "infercache-kv-"));
     this.diskDirectory = options.disk?.directory;
     this.fingerprint = options.fingerprint;
-    this.#minTokens = options.minTokens ?? 16;
-    this.prefixes = this.#tier(this.directory, options.capacityBytes);
-    this.diskPrefixes =
-      options.disk === undefined
-        ? undefined
-        : this.#tier(options.disk.directory, options.disk.capacityBytes);
+    this.prefixes = new PrefixCache<string>({ capacityBytes: options.capacityBytes });
+    this.#near = { index: this.prefixes, directory: this.directory };
+    if (options.disk !== undefined) {
+      this.diskPrefixes = new PrefixCache<string>({ capacityBytes: options.disk.capacityBytes });
+      this.#far = { index: this.diskPrefixes, directory: options.disk.directory };
+    }
+    // A refusal is handled by whoever called set(); every other departure frees or moves a file.
     this.prefixes.on("evict", ({ key, value, reason }) => {
-      const spill = this.diskPrefixes !== undefined && reason === "capacity";
+      if (reason === "refused") return;
+      const spill =
+        this.#far !== undefined &&
+        (reason === "capacity" || (reason === "cleared" && this.#closing));
       this.#track(spill ? this.#spill(key as Uint32Array, value) : removeState(value));
     });
-    this.diskPrefixes?.on("evict", ({ value }) => this.#track(removeState(value)));
+    this.diskPrefixes?.on("evict", ({ value, reason }) => {
+      if (reason !== "refused") this.#track(removeState(value));
+    });
+    // The disk tier first: the first tier's rebuild may spill into it.
+    if (this.#far !== undefined) this.#rebuild(this.#far);
+    this.#rebuild(this.#near);
+  }
+
+  /** States held, both tiers. */
+  get size(): number {
+    return this.prefixes.size + (this.diskPrefixes?.size ?? 0);
+  }
+
+  /** Bytes held, both tiers (state files plus index bookkeeping). */
+  get bytes(): number {
+    return this.prefixes.bytes + (this.diskPrefixes?.bytes ?? 0);
+  }
+
+  /**
+   * How many leading tokens of `tokens` a stored state would restore (at most all but the last).
+   * The engine uses it to choose between slots.
+   */
+  reusable(tokens: Token[]): number {
+    return this.#best(tokens)?.hit.length ?? 0;
   }
 
   /** Makes `sequence` hold the longest usable prefix of `tokens`; see the module comment. */
   async restore(sequence: LlamaContextSequence, tokens: Token[]): Promise<RestoreOutcome> {
-    const live = sequence.compareContextTokens(tokens).firstDifferentIndex;
     // At least one prompt token is always evaluated, for the logits of the next one.
-    const lookup = { namespace: this.fingerprint, maxLength: tokens.length - 1 };
-    const near = this.prefixes.longestPrefix(tokens, lookup);
-    const far = this.diskPrefixes?.longestPrefix(tokens, lookup);
-    const fromDisk = far !== undefined && (near === undefined || far.length > near.length);
-    const tier = fromDisk ? (this.diskPrefixes as PrefixCache<string>) : this.prefixes;
-    const hit = fromDisk ? far : near;
-    if (hit !== undefined && hit.length > live) {
-      const release = tier.acquire(hit.key, { namespace: this.fingerprint });
+    const usable = tokens.length - 1;
+    const live = Math.min(sequence.compareContextTokens(tokens).firstDifferentIndex, usable);
+    const best = this.#best(tokens);
+    if (best !== undefined && best.hit.length > live) {
+      const { tier, hit } = best;
+      const namespace = { namespace: this.fingerprint };
+      const release = tier.index.acquire(hit.key, namespace);
       try {
         await sequence.loadStateFromFile(hit.value, { acceptRisk: true });
         const loaded = sequence.contextTokens;
-        if (loaded.length === hit.length && loaded.every((token, i) => token === tokens[i])) {
+        if (loaded.length === hit.key.length && loaded.every((token, i) => token === hit.key[i])) {
+          await trim(sequence, hit.length);
           this.restored++;
           return { reused: hit.length, source: "snapshot" };
         }
         // Not what the index promised: never trust it again, start clean.
-        tier.delete(hit.key, { namespace: this.fingerprint });
-        await sequence.clearHistory();
-        return { reused: 0, source: "none" };
+        tier.index.delete(hit.key, namespace);
       } catch {
-        tier.delete(hit.key, { namespace: this.fingerprint });
-        await sequence.clearHistory();
-        return { reused: 0, source: "none" };
+        tier.index.delete(hit.key, namespace);
       } finally {
         release?.();
       }
+      await sequence.clearHistory();
+      return { reused: 0, source: "none" };
     }
-    const usable = Math.min(live, tokens.length - 1);
-    if (usable > 0) {
-      if (sequence.nextTokenIndex > usable) {
-        await sequence.eraseContextTokenRanges([{ start: usable, end: sequence.nextTokenIndex }]);
-      }
-      return { reused: usable, source: "live" };
+    if (live > 0) {
+      await trim(sequence, live);
+      return { reused: live, source: "live" };
     }
     await sequence.clearHistory();
     return { reused: 0, source: "none" };
   }
 
   /**
-   * Saves the state of `sequence` at the boundary of `tokens` (the prompt), trimming what was
-   * generated after it. Returns false when not saved (too short, already stored, or refused).
+   * Saves the state of `sequence`, which must hold exactly `tokens` (after an answer: the prompt
+   * and the reply), and deletes the stored states that are strict prefixes of it. Already stored:
+   * nothing is written (a disk-tier copy is promoted when the first tier has room). Returns
+   * whether a state was written (false: too short, already stored, or refused by every tier).
    */
   async save(sequence: LlamaContextSequence, tokens: Token[]): Promise<boolean> {
     if (tokens.length < this.#minTokens) return false;
-    if (this.prefixes.get(tokens, { namespace: this.fingerprint }) !== undefined) return false;
-    if (sequence.compareContextTokens(tokens).firstDifferentIndex < tokens.length) return false;
-    if (sequence.nextTokenIndex > tokens.length) {
-      await sequence.eraseContextTokenRanges([
-        { start: tokens.length, end: sequence.nextTokenIndex },
-      ]);
-    }
-    const file = join(this.directory, `${randomUUID()}.state`);
+    if (
+      sequence.nextTokenIndex !== tokens.length ||
+      sequence.compareContextTokens(tokens).firstDifferentIndex < tokens.length
+    )
+      return false;
+    const namespace = { namespace: this.fingerprint };
     const key = Uint32Array.from(tokens);
+    if (this.prefixes.get(key, namespace) !== undefined) return false;
+    const onDisk = this.diskPrefixes?.get(key, namespace);
+    if (onDisk !== undefined) {
+      this.#track(this.#promote(key, onDisk));
+      return false;
+    }
+    let stored = false;
+    const near = await this.#write(sequence, this.directory, key);
+    if (near !== undefined) {
+      stored = this.prefixes.set(key, near.file, { bytes: near.size, ...namespace });
+      // Too large for the first tier, or no room there: the disk tier, if it has room.
+      if (!stored && this.#far !== undefined) stored = await this.#spill(key, near.file);
+      if (!stored) await removeState(near.file);
+    } else if (this.#far !== undefined) {
+      // The first tier's folder could not take the file (a full tmpfs): straight to disk.
+      const far = await this.#write(sequence, this.#far.directory, key);
+      if (far !== undefined) {
+        stored = this.#far.index.set(key, far.file, { bytes: far.size, ...namespace });
+        if (!stored) await removeState(far.file);
+      }
+    }
+    if (!stored) return false;
+    this.saved++;
+    // Older turns of this conversation: the new state serves every prompt they could.
+    this.prefixes.deletePrefixes(key, namespace);
+    this.diskPrefixes?.deletePrefixes(key, namespace);
+    return true;
+  }
+
+  /** Writes the state of `sequence` into `directory`, committed with its marker. */
+  async #write(
+    sequence: LlamaContextSequence,
+    directory: string,
+    key: Uint32Array,
+  ): Promise<{ file: string; size: number } | undefined> {
+    const file = join(directory, `${randomUUID()}.state`);
     try {
       await sequence.saveStateToFile(`${file}.tmp`);
       await commitFile(`${file}.tmp`, file);
       await writeMarker(file, this.fingerprint, key);
+      return { file, size: (await stat(file)).size };
     } catch {
       await removeState(file);
-      return false;
+      return undefined;
     }
-    const { size } = await stat(file);
-    const stored = this.prefixes.set(key, file, { bytes: size, namespace: this.fingerprint });
-    if (stored) this.saved++;
-    return stored;
   }
 
-  /** Deletes every state file of both tiers. */
+  /** Resolves once file work under way — spills, promotions, deletions — is done. */
+  async onIdle(): Promise<void> {
+    await this.#settle();
+  }
+
+  /**
+   * Deletes every state file of both tiers. An engine saves after each answer: a save still under
+   * way lands after this (`await engine.onIdle()` first to empty the cache for good).
+   */
   async clear(): Promise<void> {
     this.prefixes.clear();
     this.diskPrefixes?.clear();
     await this.#settle();
   }
 
-  /** Waits for file work under way. State files stay: the next cache on these folders finds them. */
+  /**
+   * Waits for file work under way and moves the first tier's states to the disk tier, when there
+   * is one. Other state files stay: the next cache on these folders finds them. A private
+   * first-tier folder (no `directory` given) is removed.
+   */
   async close(): Promise<void> {
     await this.#settle();
+    if (this.#far !== undefined) {
+      this.#closing = true;
+      this.prefixes.clear();
+      await this.#settle();
+    }
+    if (this.#ownsDirectory) rmSync(this.directory, { recursive: true, force: true });
   }
 
-  /** An index over one folder, rebuilt from the token files already there. */
-  #tier(directory: string, capacityBytes: Size): PrefixCache<string> {
+  /** The stored state sharing the most tokens with `tokens` (all but the last), either tier. */
+  #best(tokens: Token[]) {
+    const lookup = { namespace: this.fingerprint, maxLength: tokens.length - 1 };
+    const near = this.prefixes.longestCommonPrefix(tokens, lookup);
+    const far = this.diskPrefixes?.longestCommonPrefix(tokens, lookup);
+    // The first tier wins ties: it is the faster one to load from.
+    if (
+      far !== undefined &&
+      this.#far !== undefined &&
+      (near === undefined || far.length > near.length)
+    )
+      return { tier: this.#far, hit: far };
+    return near === undefined ? undefined : { tier: this.#near, hit: near };
+  }
+
+  /** Rebuilds a tier's index from the token files in its folder, oldest first (LRU order). */
+  #rebuild({ index, directory }: Tier): void {
     mkdirSync(directory, { recursive: true });
-    const index = new PrefixCache<string>({ capacityBytes });
     const names = new Set(readdirSync(directory));
+    const found: { state: string; tokens: Uint32Array; bytes: number; time: number }[] = [];
     for (const name of names) {
       // Half-written files from a crash, and states whose commit marker never landed.
       if (name.endsWith(".tmp") || (name.endsWith(".state") && !names.has(`${name}.tokens`))) {
@@ -194,32 +332,64 @@ export class LlamaStateCache {
       }
       // Other models' states are left alone (and never loaded).
       if (marker.fingerprint !== this.fingerprint) continue;
-      if (
-        index.set(marker.tokens, state, {
-          bytes: statSync(state).size,
-          namespace: this.fingerprint,
-        })
-      )
-        this.rebuilt++;
+      const { size, mtimeMs } = statSync(state);
+      found.push({ state, tokens: marker.tokens, bytes: size, time: mtimeMs });
     }
-    return index;
+    found.sort((a, b) => a.time - b.time);
+    for (const { state, tokens, bytes } of found) {
+      if (index.set(tokens, state, { bytes, namespace: this.fingerprint })) this.rebuilt++;
+      else if (index === this.prefixes && this.#far !== undefined)
+        this.#track(this.#spill(tokens, state));
+      else this.#track(removeState(state));
+    }
   }
 
-  /** Moves a state evicted from the first tier to the disk tier. */
-  async #spill(key: Uint32Array, file: string): Promise<void> {
-    const disk = this.diskPrefixes as PrefixCache<string>;
-    const target = join(this.diskDirectory as string, basename(file));
+  /**
+   * Moves a state from the first tier's folder to the disk tier; resolves whether the disk tier
+   * took it. The first tier's file is removed either way.
+   */
+  async #spill(key: Uint32Array, file: string): Promise<boolean> {
+    const far = this.#far as Tier;
+    const target = join(far.directory, basename(file));
     try {
-      await copyFile(file, `${target}.tmp`);
-      await commitFile(`${target}.tmp`, target);
-      await writeMarker(target, this.fingerprint, key);
+      await copyState(file, target, this.fingerprint, key);
       const { size } = await stat(target);
-      if (disk.set(key, target, { bytes: size, namespace: this.fingerprint })) this.spilled++;
+      if (far.index.set(key, target, { bytes: size, namespace: this.fingerprint })) {
+        this.spilled++;
+        return true;
+      }
+      await removeState(target);
+      return false;
     } catch {
       await removeState(target);
+      return false;
     } finally {
       await removeState(file);
     }
+  }
+
+  /** Moves a disk-tier state back to the first tier, when it fits there without evicting. */
+  async #promote(key: Uint32Array, file: string): Promise<void> {
+    const far = this.#far as Tier;
+    const namespace = { namespace: this.fingerprint };
+    const { size } = await stat(file);
+    if (!this.prefixes.fits(key, size)) return;
+    const release = far.index.acquire(key, namespace);
+    const target = join(this.directory, basename(file));
+    try {
+      await copyState(file, target, this.fingerprint, key);
+      if (!this.prefixes.set(key, target, { bytes: size, ...namespace })) {
+        await removeState(target);
+        return;
+      }
+      this.promoted++;
+    } catch {
+      await removeState(target);
+      return;
+    } finally {
+      release?.();
+    }
+    far.index.delete(key, namespace);
   }
 
   #track(work: Promise<unknown>): void {
@@ -232,6 +402,24 @@ export class LlamaStateCache {
   async #settle(): Promise<void> {
     while (this.#work.size > 0) await Promise.all([...this.#work]);
   }
+}
+
+/** Erases what `sequence` holds past its first `length` tokens. */
+async function trim(sequence: LlamaContextSequence, length: number): Promise<void> {
+  if (sequence.nextTokenIndex > length)
+    await sequence.eraseContextTokenRanges([{ start: length, end: sequence.nextTokenIndex }]);
+}
+
+/** Copies a state file and commits it under `target` with its marker. */
+async function copyState(
+  file: string,
+  target: string,
+  fingerprint: string,
+  key: Uint32Array,
+): Promise<void> {
+  await copyFile(file, `${target}.tmp`);
+  await commitFile(`${target}.tmp`, target);
+  await writeMarker(target, fingerprint, key);
 }
 
 /** fsyncs `temp` and renames it to `file`: a crash leaves either nothing or the whole file. */

@@ -1,7 +1,9 @@
 /**
  * `PrefixCache`: values (model state, typically a KV cache) stored at token-sequence boundaries,
  * found by the longest stored prefix of a prompt — so a prompt that extends an earlier one only
- * evaluates its new tokens.
+ * evaluates its new tokens — or, where a state can be trimmed after loading (a KV cache can), by
+ * the longest common prefix: the entry sharing the most tokens with the prompt, also when it is
+ * longer than the prompt or diverges from it.
  *
  * - Lookup walks a radix tree: O(prompt length) whatever the number of entries (llama-cpp-python
  *   and Gradio's KV demo scan every key: O(entries x length)).
@@ -153,6 +155,11 @@ export class PrefixCache<V> {
     return true;
   }
 
+  /** Whether an entry of `bytes` at `tokens` would be stored without evicting anything. */
+  fits(tokens: Sequence, bytes: number): boolean {
+    return this.#bytes + entryBytes(tokens, undefined, bytes) <= this.capacityBytes;
+  }
+
   /** The value stored at exactly `tokens`. */
   get(tokens: Sequence, options: PrefixLookupOptions = {}): V | undefined {
     const node = this.#tree(options.namespace ?? DEFAULT_NAMESPACE, false)?.get(tokens);
@@ -174,6 +181,42 @@ export class PrefixCache<V> {
     if (match === undefined) return undefined;
     this.#touch(match.value);
     return { length: match.length, key: match.value.key, value: match.value.value };
+  }
+
+  /**
+   * The entry sharing the most leading tokens with `tokens` — a prefix of it, `tokens` itself, a
+   * longer sequence or one that diverges — with `length` the tokens shared (at most `maxLength`);
+   * among entries sharing as many, the one with the fewest tokens (the cheapest state to load).
+   * O(length of `tokens`). For states that can be trimmed to `length` after loading.
+   */
+  longestCommonPrefix(
+    tokens: Sequence,
+    options: PrefixLookupOptions = {},
+  ): PrefixCacheHit<V> | undefined {
+    const tree = this.#tree(options.namespace ?? DEFAULT_NAMESPACE, false);
+    if (tree === undefined) return undefined;
+    const max = options.maxLength ?? tokens.length;
+    const match = tree.longestCommonPrefix(max < tokens.length ? sliceOf(tokens, max) : tokens);
+    if (match === undefined) return undefined;
+    this.#touch(match.value);
+    return { length: match.length, key: match.value.key, value: match.value.value };
+  }
+
+  /**
+   * Deletes the entries that are strict prefixes of `tokens`, except pinned ones; returns how
+   * many went. Once `tokens` is stored, they are worth nothing to a longest-common-prefix lookup:
+   * any prompt shares at least as many tokens with `tokens` as with them.
+   */
+  deletePrefixes(tokens: Sequence, options: PrefixLookupOptions = {}): number {
+    const tree = this.#tree(options.namespace ?? DEFAULT_NAMESPACE, false);
+    if (tree === undefined) return 0;
+    let deleted = 0;
+    for (const { length, value: node } of tree.prefixes(tokens)) {
+      if (length === tokens.length || node.pins > 0) continue;
+      this.#drop(node, "deleted");
+      deleted++;
+    }
+    return deleted;
   }
 
   /**

@@ -1,8 +1,12 @@
 /**
  * A radix (compressed prefix) tree over sequences: strings (by UTF-16 code unit) or token ids
- * (number arrays and typed arrays). Finds the longest stored prefix of a sequence in time
- * proportional to the sequence's length, whatever the number of entries — Gradio's KV demo and
- * llama-cpp-python scan every key instead.
+ * (number arrays and typed arrays). Finds the longest stored prefix of a sequence, or the stored
+ * sequence sharing the most elements with it, in time proportional to the sequence's length,
+ * whatever the number of entries — Gradio's KV demo and llama-cpp-python scan every key instead.
+ *
+ * Each node knows the shortest stored sequence below it (`shortest`), kept up to date on `set`
+ * and `delete` along the path, so the longest-common-prefix lookup answers from the node where
+ * the query leaves the tree without visiting its subtree.
  *
  * Edges point into the sequences that created them, so strings are not copied; number arrays
  * are copied once on insert (into a Uint32Array when they are token ids: 4 bytes a token instead
@@ -15,10 +19,13 @@ class RadixNode<V> {
   children: Map<number, RadixNode<V>> | undefined = undefined;
   value: V | undefined = undefined;
   hasValue = false;
+  /** The node holding the shortest stored sequence in this subtree (itself included). */
+  shortest: RadixNode<V> | undefined = undefined;
   constructor(
     public parent: RadixNode<V> | undefined,
     public label: Sequence,
     public start: number,
+    /** Also the node's depth: the length of the sequence it stands for. */
     public end: number,
   ) {}
 }
@@ -69,6 +76,7 @@ export class RadixTree<V> {
       if (j < labelLength) {
         // Split the edge: a middle node takes the shared part.
         const middle = new RadixNode<V>(node, child.label, child.start, child.start + j);
+        middle.shortest = child.shortest;
         child.start += j;
         child.parent = middle;
         middle.children = new Map([[at(child.label, child.start), child]]);
@@ -79,9 +87,15 @@ export class RadixTree<V> {
       }
       i += j;
     }
-    if (!node.hasValue) this.#size++;
-    node.hasValue = true;
     node.value = value;
+    if (node.hasValue) return;
+    node.hasValue = true;
+    this.#size++;
+    // Ancestors whose shortest entry is longer than this one now point here.
+    for (let up: RadixNode<V> | undefined = node; up !== undefined; up = up.parent) {
+      if (up.shortest !== undefined && up.shortest.end <= node.end) break;
+      up.shortest = node;
+    }
   }
 
   /** Whether `sequence` is stored and no longer stored sequence starts with it. */
@@ -102,6 +116,19 @@ export class RadixTree<V> {
     node.value = undefined;
     this.#size--;
     this.#prune(node);
+    // Children are fixed before their parents: walk up, recomputing where this node was the answer.
+    for (let up: RadixNode<V> | undefined = node; up !== undefined; up = up.parent) {
+      if (up.shortest !== node) continue;
+      let shortest: RadixNode<V> | undefined = up.hasValue ? up : undefined;
+      if (shortest === undefined && up.children !== undefined) {
+        for (const child of up.children.values()) {
+          const candidate = child.shortest;
+          if (candidate !== undefined && (shortest === undefined || candidate.end < shortest.end))
+            shortest = candidate;
+        }
+      }
+      up.shortest = shortest;
+    }
     return true;
   }
 
@@ -115,6 +142,38 @@ export class RadixTree<V> {
     let best: PrefixMatch<V> | undefined;
     for (const match of this.#walk(sequence)) best = match;
     return best;
+  }
+
+  /**
+   * The stored sequence sharing the most leading elements with `sequence` — a prefix of it, the
+   * sequence itself, a longer one, or one that diverges from it — with `length` the elements
+   * shared; among several sharing as many, the shortest. Undefined when none shares any.
+   * O(length of `sequence`): the walk stops where the query leaves the tree, and that node knows
+   * the shortest entry below it.
+   */
+  longestCommonPrefix(sequence: Sequence): PrefixMatch<V> | undefined {
+    let node = this.#root;
+    const length = sequence.length;
+    let i = 0;
+    while (i < length) {
+      const child = node.children?.get(at(sequence, i));
+      if (child === undefined) break;
+      const labelLength = child.end - child.start;
+      let j = 1;
+      while (
+        j < labelLength &&
+        i + j < length &&
+        at(child.label, child.start + j) === at(sequence, i + j)
+      ) {
+        j++;
+      }
+      i += j;
+      node = child; // every entry below `child` shares these i elements, and no more
+      if (j < labelLength) break;
+    }
+    const shortest = node.shortest;
+    if (i === 0 || shortest === undefined) return undefined;
+    return { length: i, value: shortest.value as V };
   }
 
   /** Every stored prefix of `sequence`, longest first. */
