@@ -1,14 +1,17 @@
 /**
  * Writes a file whole or not at all: the text goes to a temporary file beside FILE, which is
  * flushed to disk and renamed over FILE only once everything was written. Any failure — a
- * directory that does not exist, a full disk, the producer throwing — removes the temporary
- * file and is a `CommandError` naming FILE and the cause; FILE is then as it was before.
+ * directory that does not exist, a full disk, the producer throwing (a store that went away) —
+ * removes the temporary file and is a `CommandError` naming the cause; FILE is then as it was.
  */
 
 import { randomBytes } from "node:crypto";
 import { type FileHandle, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { CommandError, reasonOf } from "./shared.js";
+
+/** A failure of the file itself, told apart from the producer's. */
+class FileFailure extends Error {}
 
 /** Text is handed to the file in chunks of about this many bytes (one write call each). */
 const CHUNK_BYTES = 1024 * 1024;
@@ -27,8 +30,15 @@ export async function writeFileAtomically(
     `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
   );
   let handle: FileHandle | undefined;
+  const onFile = async <T>(step: () => Promise<T>): Promise<T> => {
+    try {
+      return await step();
+    } catch (error) {
+      throw new FileFailure(reasonOf(error), { cause: error });
+    }
+  };
   try {
-    handle = await open(temporary, "wx");
+    handle = await onFile(() => open(temporary, "wx"));
     const opened = handle;
     let pending: string[] = [];
     let pendingBytes = 0;
@@ -37,7 +47,7 @@ export async function writeFileAtomically(
       const text = pending.join("");
       pending = [];
       pendingBytes = 0;
-      await opened.write(text);
+      await onFile(() => opened.write(text));
     };
     await produce({
       write: async (text) => {
@@ -47,14 +57,16 @@ export async function writeFileAtomically(
       },
     });
     await flush();
-    await handle.sync();
-    await handle.close();
+    await onFile(() => opened.sync());
+    await onFile(() => opened.close());
     handle = undefined;
-    await rename(temporary, file);
+    await onFile(() => rename(temporary, file));
   } catch (error) {
     await handle?.close().catch(() => {});
     await rm(temporary, { force: true }).catch(() => {});
+    if (error instanceof FileFailure)
+      throw new CommandError(`cannot write ${file}: ${error.message}; nothing was written`);
     if (error instanceof CommandError) throw error;
-    throw new CommandError(`cannot write ${file}: ${reasonOf(error)}; nothing was written`);
+    throw new CommandError(`stopped: ${reasonOf(error)}; ${file} was not written`);
   }
 }

@@ -7,7 +7,7 @@
  */
 
 import { createReadStream } from "node:fs";
-import { CommandError, reasonOf } from "./shared.js";
+import { CommandError, reasonOf, UsageError } from "./shared.js";
 
 /** The longest line `import` and `warm` take: 256 MiB (an entry's line, base64 included). */
 export const MAX_LINE_BYTES = 256 * 1024 * 1024;
@@ -17,7 +17,10 @@ export type Line =
   /** A line longer than the bound: its length, and no text. */
   | { number: number; tooLong: number };
 
-/** Opens FILE (a `CommandError` naming the cause when it cannot be read) and yields its lines. */
+/**
+ * Opens FILE (a `UsageError` naming the cause when it cannot be opened: the command line names
+ * it) and yields its lines; a read that fails later is a `CommandError` with the line number.
+ */
 export async function openLines(
   file: string,
   maxBytes = MAX_LINE_BYTES,
@@ -26,7 +29,7 @@ export async function openLines(
   await new Promise<void>((resolve, reject) => {
     input.once("open", () => resolve());
     input.once("error", (error) =>
-      reject(new CommandError(`cannot read ${file}: ${reasonOf(error)}`)),
+      reject(new UsageError(`cannot read ${file}: ${reasonOf(error)}`)),
     );
   });
   return lines(input, maxBytes, file);
