@@ -1,12 +1,15 @@
 /**
  * A loopback OpenAI-compatible embeddings upstream for the batching benchmark: real embeddings
- * from node-llama-cpp with the model in ../shared/models/, plus a fixed 20 ms per HTTP request
- * standing for a remote API's round trip. Prints its port on stdout, runs until killed.
+ * from node-llama-cpp with the bundled models/llama-2-tiny-random.gguf, plus a fixed 20 ms per
+ * HTTP request standing for a remote API's round trip. Prints its port on stdout, runs until killed.
  */
 import { createServer } from "node:http";
+import { fileURLToPath } from "node:url";
 import { getLlama } from "node-llama-cpp";
 
-const modelPath = process.env.INFERCACHE_MODEL ?? "../shared/models/llama-2-tiny-random.gguf";
+const modelPath =
+  process.env.INFERCACHE_MODEL ??
+  fileURLToPath(new URL("../models/llama-2-tiny-random.gguf", import.meta.url));
 const roundTripMs = Number(process.env.ROUND_TRIP_MS ?? 20);
 const llama = await getLlama({ gpu: false, maxThreads: 1, build: "never" });
 const model = await llama.loadModel({ modelPath });

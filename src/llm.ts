@@ -1,9 +1,8 @@
 /**
  * `infercache/llm`: caching for LLM APIs — the request pipeline and its protocols, request keys,
- * a caching `fetch` for the OpenAI SDK and any compatible client, and adapters for the Vercel AI
- * SDK and LangChain.js.
+ * and a caching `fetch` for the OpenAI SDK and any compatible client. No peer dependency: the
+ * Vercel AI SDK and LangChain.js adapters are `infercache/ai-sdk` and `infercache/langchain`.
  */
-export { type CacheMiddlewareOptions, cacheMiddleware } from "./llm/ai-sdk.js";
 export type { Answer, ByteStream } from "./llm/answer.js";
 export { type CacheControl, parseCacheControl } from "./llm/cache-control.js";
 export {
@@ -22,7 +21,6 @@ export {
   type KeyScope,
   TRANSPORT_FIELDS,
 } from "./llm/keys.js";
-export { type LangChainCacheOptions, langChainCache } from "./llm/langchain.js";
 export {
   LlmPipeline,
   type Lookup,

@@ -11,10 +11,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
 import { createGateway } from "../src/server.js";
 import { MemoryStore } from "../src/store/memory.js";
-import { startServe } from "./helpers/cli.js";
+import { runCli, startServe } from "./helpers/cli.js";
 import { MODEL_PATH } from "./helpers/llama-upstream.js";
 
 const dir = mkdtempSync(join(tmpdir(), "infercache-cli-"));
@@ -22,26 +21,7 @@ const db = join(dir, "cache.db");
 const store = `sqlite:${db}`;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const write = { out: process.stdout.write, err: process.stderr.write };
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
+const run = runCli;
 
 const chat = (content: string) => ({
   model: "tiny",

@@ -9,7 +9,7 @@ import {
   serveFetchHandler,
 } from "../src/server.js";
 import { MemoryStore } from "../src/store/memory.js";
-import { spawnCli, startServe } from "./helpers/cli.js";
+import { startServe } from "./helpers/cli.js";
 import { MODEL_PATH, startUpstream, type Upstream } from "./helpers/llama-upstream.js";
 
 let engine: LlamaEngine;
@@ -300,19 +300,6 @@ describe("the gateway's upstream queue", () => {
 });
 
 describe("the infercache command", () => {
-  it("says what to set when there is nothing to cache", async () => {
-    const child = spawnCli(["serve"]);
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const code = await new Promise((resolve) => child.once("exit", resolve));
-    expect(code).toBe(2);
-    expect(stderr).toMatch(
-      /--upstream URL \(or INFERCACHE_UPSTREAM\).*\n.*--model PATH \(or INFERCACHE_MODEL\)/,
-    );
-  });
-
   it("serves the local model, answers, and drains on SIGTERM", async () => {
     const served = await startServe(["--model", MODEL_PATH, "--port", "0", "--store", "memory"]);
     const url = served.url;

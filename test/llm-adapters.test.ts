@@ -5,7 +5,8 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateText, streamText, wrapLanguageModel } from "ai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cacheMiddleware, langChainCache } from "../src/llm.js";
+import { cacheMiddleware } from "../src/ai-sdk.js";
+import { langChainCache } from "../src/langchain.js";
 import { SqliteStore } from "../src/sqlite.js";
 import { startUpstream, type Upstream } from "./helpers/llama-upstream.js";
 

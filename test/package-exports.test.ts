@@ -45,7 +45,9 @@ describe("the published package", () => {
     const subpaths: Record<string, string[]> = {
       "infercache/sqlite": ["SqliteStore"],
       "infercache/redis": ["RedisStore"],
-      "infercache/llm": ["cachingFetch", "chatKey", "cacheMiddleware", "langChainCache"],
+      "infercache/llm": ["cachingFetch", "chatKey"],
+      "infercache/ai-sdk": ["cacheMiddleware"],
+      "infercache/langchain": ["langChainCache"],
       "infercache/llama": ["LlamaEngine", "LlamaStateCache"],
       "infercache/server": ["createGateway", "serve"],
     };

@@ -4,10 +4,10 @@
  * `stats`, `purge`, `export`, `import`. `infercache COMMAND --help` says what each takes.
  */
 
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { SERVE_HELP, serveCommand } from "./serve.js";
-import { UsageError } from "./shared.js";
+import { CommandError, UsageError } from "./shared.js";
 import {
   EXPORT_HELP,
   exportCommand,
@@ -38,11 +38,21 @@ export const HELP = `Usage: infercache COMMAND [options]
   export    write a namespace's entries as JSON lines
   import    read them back
 
-Run \`infercache COMMAND --help\` for a command's options.
+Run \`infercache COMMAND --help\` for a command's options, \`infercache --version\` for the version.
 `;
+
+/** The version in package.json, which sits two levels up from src/cli and from dist/cli. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  return (pkg as { version: string }).version;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-v") {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const topic = name === "help" && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
     process.stdout.write(topic?.help ?? HELP);
@@ -61,6 +71,10 @@ export async function main(argv: string[]): Promise<number> {
         `infercache ${name}: ${error.message}\n(see infercache ${name} --help)\n`,
       );
       return 2;
+    }
+    if (error instanceof CommandError) {
+      process.stderr.write(`infercache ${name}: ${error.message}\n`);
+      return 1;
     }
     throw error;
   }
@@ -81,7 +95,10 @@ if (isEntryPoint()) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`infercache: ${(error as Error).message}\n`);
+      // Library errors already start with "infercache: ".
+      process.stderr.write(
+        `infercache: ${String((error as Error)?.message ?? error).replace(/^infercache: /, "")}\n`,
+      );
       process.exit(1);
     },
   );

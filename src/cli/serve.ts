@@ -3,7 +3,11 @@
 import { parseSize } from "../base/size.js";
 import type { LlamaEngineOptions } from "../llama/engine.js";
 import {
+  CommandError,
+  DEFAULT_BOUNDS,
   DEFAULT_STORE,
+  describeBounds,
+  formatBytes,
   GATEWAY_OPTIONS,
   integer,
   keyingOptions,
@@ -11,13 +15,19 @@ import {
   openStore,
   option,
   parse,
+  printableStore,
+  reasonOf,
+  sourceSpec,
+  storeBounds,
   UsageError,
 } from "./shared.js";
 
-export const SERVE_HELP = `Usage: infercache serve (--upstream URL | --model PATH) [options]
+export const SERVE_HELP = `Usage: infercache serve [--upstream URL | --model PATH] [options]
 
 Starts the OpenAI-compatible caching gateway: /v1/chat/completions, /v1/completions and
 /v1/embeddings are cached, other /v1/* requests pass through; the dashboard is at /.
+With neither --upstream nor --model (nor their environment variables), a checkout serves its
+bundled tiny test model (models/llama-2-tiny-random.gguf; random weights, gibberish answers).
 
   --upstream URL        an OpenAI-compatible base URL (env INFERCACHE_UPSTREAM), e.g.
                         https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama)
@@ -25,6 +35,11 @@ Starts the OpenAI-compatible caching gateway: /v1/chat/completions, /v1/completi
   --port N              default 8080 (env PORT); 0 picks a free port
   --host HOST           default 127.0.0.1 (loopback only); 0.0.0.0 to listen on every interface
   --store SPEC          sqlite:PATH (default ${DEFAULT_STORE}), redis://HOST:PORT, memory
+  --max-size N          entries the store keeps, least recently used beyond; 0 = unlimited
+                        (default ${DEFAULT_BOUNDS.memory.maxSize} for memory, unlimited for SQLite)
+  --max-memory SIZE     bytes the store keeps, e.g. 512mb or 2gb; 0 = unlimited
+                        (default ${formatBytes(DEFAULT_BOUNDS.memory.maxMemory)} for memory, ${formatBytes(DEFAULT_BOUNDS.sqlite.maxMemory)} for SQLite); Redis bounds
+                        itself (its maxmemory)
   --namespace NAME      default gateway
   --shared-cache        share answers between API keys (default: partitioned by API key)
   --tenant-secret S     key of the credentials' hash (env INFERCACHE_TENANT_SECRET; default a
@@ -100,6 +115,8 @@ export async function serveCommand(args: string[]): Promise<number> {
     "state-dir": { type: "string" },
     "state-dir-size": { type: "string" },
     "no-state-cache": { type: "boolean" },
+    "max-size": { type: "string" },
+    "max-memory": { type: "string" },
   });
   if (values.help === true) {
     process.stdout.write(SERVE_HELP);
@@ -127,10 +144,23 @@ export async function serveCommand(args: string[]): Promise<number> {
     }),
   };
   const adminToken = option(values, "admin-token", "INFERCACHE_ADMIN_TOKEN");
-  const local = option(values, "upstream", "INFERCACHE_UPSTREAM") === undefined;
-  const stateCache = stateCacheOptions(values, local);
-  const source = await openSource(values, stateCache === undefined ? {} : { stateCache });
-  const store = await openStore(option(values, "store") ?? DEFAULT_STORE);
+  const sourceOptions = sourceSpec(values);
+  const stateCache = stateCacheOptions(values, !("upstream" in sourceOptions));
+  const storeSpec = option(values, "store") ?? DEFAULT_STORE;
+  const bounds = storeBounds(values, storeSpec);
+  const host = option(values, "host") ?? "127.0.0.1";
+  const store = await openStore(storeSpec, { bounds, create: true, memoryWouldDo: true });
+  let source: Awaited<ReturnType<typeof openSource>>;
+  try {
+    source = await openSource(
+      values,
+      sourceOptions,
+      stateCache === undefined ? {} : { stateCache },
+    );
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const { createGateway } = await import("../server/gateway/gateway.js");
   const gateway = createGateway({
     ...source.gateway,
@@ -138,9 +168,22 @@ export async function serveCommand(args: string[]): Promise<number> {
     ...gatewayOptions,
     ...(adminToken !== undefined && { adminToken }),
   });
-  const url = await gateway.listen({ port, host: option(values, "host") ?? "127.0.0.1" });
+  let url: string;
+  try {
+    url = await gateway.listen({ port, host });
+  } catch (error) {
+    await gateway.close();
+    await store.close();
+    await source.engine?.close();
+    throw listenFailure(error, host, port);
+  }
   process.stdout.write(
-    `infercache gateway listening on ${url}/v1 (${source.label}, store ${store.kind}); dashboard at ${url}/\n`,
+    banner(
+      url,
+      source,
+      `${printableStore(storeSpec)}${describeBounds(bounds)}`,
+      "bundled" in sourceOptions && sourceOptions.bundled,
+    ),
   );
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
@@ -151,4 +194,52 @@ export async function serveCommand(args: string[]): Promise<number> {
   await store.close();
   await source.engine?.close();
   return 0;
+}
+
+/**
+ * Where the gateway is and what to try; for the bundled model, also what it is and what to pass
+ * for real answers.
+ */
+function banner(
+  url: string,
+  source: { label: string; modelName?: string },
+  store: string,
+  bundled: boolean,
+): string {
+  const body = JSON.stringify({
+    model: source.modelName ?? "MODEL",
+    messages: [{ role: "user", content: "Hello" }],
+    temperature: 0,
+    max_tokens: 16,
+  });
+  const auth = source.modelName === undefined ? ` -H "authorization: Bearer $API_KEY"` : "";
+  const lines = [
+    `infercache gateway listening on ${url}/v1 (${source.label}, store ${store})`,
+    `  base URL   ${url}/v1`,
+    `  dashboard  ${url}/`,
+    `  try        curl -i ${url}/v1/chat/completions -H 'content-type: application/json'${auth} -d '${body}'`,
+    "             (twice: the second answer says x-infercache: hit)",
+  ];
+  if (bundled)
+    lines.push(
+      "This is a tiny random-weight test model (its answers are gibberish): for real answers, pass --model PATH.gguf for a GGUF model or --upstream URL for an OpenAI-compatible API (e.g. https://api.openai.com/v1), or set INFERCACHE_MODEL or INFERCACHE_UPSTREAM.",
+    );
+  return `${lines.join("\n")}\n`;
+}
+
+/** A port in use or refused, said with the flag that fixes it. */
+function listenFailure(error: unknown, host: string, port: number): CommandError {
+  const code = ((error as { cause?: { code?: string } }).cause ?? (error as { code?: string }))
+    .code;
+  if (code === "EADDRINUSE")
+    return new CommandError(
+      `port ${port} on ${host} is in use (another gateway or server?): pass --port N (0 picks a free one)`,
+    );
+  if (code === "EACCES")
+    return new CommandError(
+      `port ${port} on ${host} needs privileges this process lacks: pass --port N above 1023`,
+    );
+  if (code === "EADDRNOTAVAIL")
+    return new CommandError(`${host} is not an address of this machine: check --host`);
+  return new CommandError(`cannot listen on ${host}:${port}: ${reasonOf(error)}`);
 }

@@ -1,15 +1,20 @@
 /** `infercache stats | purge | export | import`: what is in a store, and moving it. */
 
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { createInterface } from "node:readline";
+import { existsSync } from "node:fs";
 import { decodeEntry, encodeEntry } from "../store/envelope.js";
 import type { Entry, Store } from "../store/store.js";
+import { type TextSink, writeFileAtomically } from "./atomic-file.js";
+import { MAX_LINE_BYTES, openLines } from "./lines.js";
 import {
+  CommandError,
   DEFAULT_NAMESPACE,
   DEFAULT_STORE,
+  formatBytes,
+  type OpenStoreOptions,
   openStore,
   option,
   parse,
+  reasonOf,
   STORE_OPTIONS,
   UsageError,
   type Values,
@@ -43,7 +48,8 @@ export const EXPORT_HELP = `Usage: infercache export [--store SPEC] [--namespace
 Writes the shared entries of a namespace as JSON lines (to FILE, or standard output):
 {"key", "namespace", "createdAt", "expiresAt"?, "computeMs"?, "value"} where the value is
 plain JSON, else "envelope" (base64 of the checksummed binary form). Per-session entries are
-not exported (sessions end with their connection).
+not exported (sessions end with their connection). FILE is written whole or not at all (a
+temporary file beside it, renamed once complete); a failure exits 1 and leaves FILE as it was.
 
 ${STORE_HELP}
   --out FILE            default standard output
@@ -51,9 +57,12 @@ ${STORE_HELP}
 
 export const IMPORT_HELP = `Usage: infercache import FILE.jsonl [--store SPEC] [--namespace NAME]
 
-Reads what export wrote into a store. Entries keep their namespace unless --namespace is
-given. A bad line is reported with its number and skipped; entries already in the store are
-only replaced by lines with the same key.
+Reads what export wrote into a store; a SQLite file that does not exist yet is created (a
+backup restored on a new machine). Entries keep their namespace unless --namespace is given.
+A line that cannot be stored (not an entry, longer than 256 MiB, a value nested too deeply) is
+reported with its number and skipped, the rest are still read, and a summary always ends the
+run (exit 1 when a line was skipped); entries already in the store are only replaced by lines
+with the same key.
 
 ${STORE_HELP}
 `;
@@ -72,7 +81,7 @@ export async function statsCommand(args: string[]): Promise<number> {
   const url = option(values, "url", "INFERCACHE_URL");
   if (url !== undefined) return gatewayStats(url, values);
   const namespace = option(values, "namespace") ?? DEFAULT_NAMESPACE;
-  return withStore(values, async (store) => {
+  return withStore(values, {}, async (store) => {
     const entries = await store.size({ namespace });
     const shared = await store.size({ namespace, session: null });
     const usage = store.usage?.(namespace);
@@ -100,16 +109,42 @@ async function gatewayStats(url: string, values: Values): Promise<number> {
     throw new UsageError(
       "stats --url needs the gateway's --admin-token (or INFERCACHE_ADMIN_TOKEN)",
     );
-  const response = await fetch(`${url.replace(/\/+$/, "")}/admin/stats`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await response.text();
+  let base: URL;
+  try {
+    base = new URL(url);
+  } catch {
+    base = new URL("invalid:");
+  }
+  if (base.protocol !== "http:" && base.protocol !== "https:")
+    throw new UsageError(
+      `Expected --url to be an http:// or https:// URL such as http://127.0.0.1:8080, got \`${url}\``,
+    );
+  const where = url.replace(/\/+$/, "");
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(`${where}/admin/stats`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    text = await response.text();
+  } catch (error) {
+    throw new CommandError(
+      `cannot reach the gateway at ${where}: ${fetchFailure(error)}; is \`infercache serve\` running there?`,
+    );
+  }
   if (!response.ok) {
     process.stderr.write(`the gateway answered ${response.status}: ${text}\n`);
     return 1;
   }
-  const stats = JSON.parse(text) as Record<string, number>;
+  let stats: Record<string, number>;
+  try {
+    stats = JSON.parse(text) as Record<string, number>;
+  } catch {
+    throw new CommandError(
+      `${where}/admin/stats did not answer with a gateway's stats (not JSON): is it an infercache gateway?`,
+    );
+  }
   if (values.json === true) process.stdout.write(`${text}\n`);
   else {
     const answered = (stats.hits ?? 0) + (stats.misses ?? 0) + (stats.coalesced ?? 0);
@@ -132,7 +167,7 @@ export async function purgeCommand(args: string[]): Promise<number> {
   const namespace = option(values, "namespace");
   if (values.all === true && namespace !== undefined)
     throw new UsageError("pass --namespace NAME or --all, not both");
-  return withStore(values, async (store) => {
+  return withStore(values, {}, async (store) => {
     const removed = await store.clear(
       values.all === true ? undefined : { namespace: namespace ?? DEFAULT_NAMESPACE },
     );
@@ -151,23 +186,43 @@ export async function exportCommand(args: string[]): Promise<number> {
   }
   const namespace = option(values, "namespace") ?? DEFAULT_NAMESPACE;
   const file = option(values, "out");
-  return withStore(values, async (store) => {
-    const out = file === undefined ? process.stdout : createWriteStream(file);
+  return withStore(values, {}, async (store) => {
     let count = 0;
-    for await (const [key, entry] of store.entries({ namespace })) {
-      const line = `${JSON.stringify(exportLine(key, namespace, entry))}\n`;
-      if (!out.write(line))
-        await new Promise<void>((resolve) => out.once("drain", () => resolve()));
-      count++;
-    }
-    if (out !== process.stdout)
-      await new Promise<void>((resolve, reject) => {
-        out.once("error", reject);
-        out.end(resolve);
-      });
+    const produce = async (sink: TextSink) => {
+      for await (const [key, entry] of store.entries({ namespace })) {
+        await sink.write(`${JSON.stringify(exportLine(key, namespace, entry))}\n`);
+        count++;
+      }
+    };
+    if (file === undefined) await produce(stdoutSink());
+    else await writeFileAtomically(file, produce);
     process.stderr.write(`exported ${count} entries of namespace ${namespace}\n`);
     return 0;
   });
+}
+
+/** Standard output with back-pressure; a closed pipe (`export | head`) is a CommandError. */
+function stdoutSink(): TextSink {
+  let failure: Error | undefined;
+  process.stdout.on("error", (error) => {
+    failure = error;
+  });
+  return {
+    write: async (text) => {
+      if (failure === undefined && !process.stdout.write(text))
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            process.stdout.off("drain", done);
+            process.stdout.off("error", done);
+            resolve();
+          };
+          process.stdout.once("drain", done);
+          process.stdout.once("error", done);
+        });
+      if (failure !== undefined)
+        throw new CommandError(`cannot write to standard output: ${reasonOf(failure)}`);
+    },
+  };
 }
 
 export async function importCommand(args: string[]): Promise<number> {
@@ -178,40 +233,70 @@ export async function importCommand(args: string[]): Promise<number> {
   }
   const file = positionals[0];
   if (file === undefined) throw new UsageError(`import needs a file.\n${IMPORT_HELP}`);
-  const input = createReadStream(file);
-  await new Promise<void>((resolve, reject) => {
-    input.once("open", () => resolve());
-    input.once("error", (error) =>
-      reject(new UsageError(`cannot read \`${file}\`: ${error.message}`)),
-    );
-  });
+  const input = await openLines(file);
   const target = option(values, "namespace");
-  return withStore(values, async (store) => {
-    let number = 0;
+  return withStore(values, { create: true }, async (store) => {
     let imported = 0;
     const problems: string[] = [];
-    for await (const text of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
-      number++;
-      if (text.trim() === "") continue;
-      let parsed: { key: string; namespace: string; entry: Entry };
-      try {
-        parsed = importLine(JSON.parse(text) as unknown);
-      } catch (error) {
-        problems.push(`line ${number}: ${(error as Error).message}`);
-        continue;
+    let stopped: Error | undefined;
+    try {
+      for await (const line of input) {
+        if ("tooLong" in line) {
+          problems.push(
+            `line ${line.number}: ${formatBytes(line.tooLong)}, longer than the ${MAX_LINE_BYTES / 1024 ** 2} MiB a line may have`,
+          );
+          continue;
+        }
+        if (line.text.trim() === "") continue;
+        let parsed: { key: string; namespace: string; entry: Entry };
+        try {
+          parsed = importLine(JSON.parse(line.text) as unknown);
+        } catch (error) {
+          problems.push(`line ${line.number}: ${reasonOf(error)}`);
+          continue;
+        }
+        let outcome: string;
+        try {
+          outcome = await store.set(
+            parsed.key,
+            { namespace: target ?? parsed.namespace },
+            parsed.entry,
+          );
+        } catch (error) {
+          problems.push(`line ${line.number}: not stored: ${storeFailure(error)}`);
+          continue;
+        }
+        if (outcome === "stored") imported++;
+        else problems.push(`line ${line.number}: not stored (${outcome})`);
       }
-      const outcome = await store.set(
-        parsed.key,
-        { namespace: target ?? parsed.namespace },
-        parsed.entry,
-      );
-      if (outcome === "stored") imported++;
-      else problems.push(`line ${number}: not stored (${outcome})`);
+    } catch (error) {
+      // The file could not be read on (a disk error): what was read is stored; say where it ended.
+      stopped = error as Error;
     }
     process.stdout.write(`imported ${imported} entries, skipped ${problems.length}\n`);
     for (const problem of problems.slice(0, 20)) process.stderr.write(`  ${problem}\n`);
+    if (problems.length > 20) process.stderr.write(`  … and ${problems.length - 20} more\n`);
+    if (stopped !== undefined) throw stopped;
     return problems.length > 0 ? 1 : 0;
   });
+}
+
+/** Why a store refused an entry; a value too deep to encode overflows the stack. */
+function storeFailure(error: unknown): string {
+  if (error instanceof RangeError && /call stack/i.test(error.message))
+    return "the value is nested too deeply to encode";
+  return reasonOf(error);
+}
+
+/** Why a fetch failed: node's "fetch failed" keeps the reason in `cause`. */
+function fetchFailure(error: unknown): string {
+  if ((error as Error).name === "TimeoutError") return "no answer within 10 s";
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code;
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "no such host";
+  if (code === "ECONNRESET") return "the connection was reset";
+  return cause?.message ?? reasonOf(error);
 }
 
 /** One exported entry: plain JSON values as they are, anything else as a checksummed envelope. */
@@ -263,26 +348,23 @@ function isPlainJson(value: unknown): boolean {
   return true;
 }
 
-async function withStore(values: Values, run: (store: Store) => Promise<number>): Promise<number> {
+async function withStore(
+  values: Values,
+  options: Pick<OpenStoreOptions, "create">,
+  run: (store: Store) => Promise<number>,
+): Promise<number> {
   const spec = option(values, "store") ?? DEFAULT_STORE;
   if (spec === "memory")
     throw new UsageError(
       "a memory store lives inside one process: pass --store sqlite:PATH or redis://…",
     );
-  if (spec.startsWith("sqlite:") && !existsSync(spec.slice("sqlite:".length)))
-    throw new UsageError(
-      `no SQLite store at \`${spec.slice("sqlite:".length)}\`: pass the --store the gateway uses`,
-    );
-  const store = await openStore(spec);
+  const path = spec.startsWith("sqlite:") ? spec.slice("sqlite:".length) : undefined;
+  const created = options.create === true && path !== undefined && !existsSync(path);
+  const store = await openStore(spec, options);
+  if (created) process.stdout.write(`created a new SQLite store at ${path}\n`);
   try {
     return await run(store);
   } finally {
     await store.close();
   }
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }

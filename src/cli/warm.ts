@@ -4,10 +4,10 @@
  * namespace and tenant settings answers them from the cache.
  */
 
-import { createReadStream } from "node:fs";
-import { createInterface } from "node:readline";
+import { MAX_LINE_BYTES, openLines } from "./lines.js";
 import {
   DEFAULT_STORE,
+  formatBytes,
   GATEWAY_OPTIONS,
   integer,
   keyingOptions,
@@ -15,10 +15,11 @@ import {
   openStore,
   option,
   parse,
+  sourceSpec,
   UsageError,
 } from "./shared.js";
 
-export const WARM_HELP = `Usage: infercache warm FILE.jsonl (--upstream URL | --model PATH) [options]
+export const WARM_HELP = `Usage: infercache warm FILE.jsonl [--upstream URL | --model PATH] [options]
 
 Sends every request of FILE.jsonl through the gateway and stores the answers. A line is a
 request body ({"model": …, "messages": […]} for chat, "prompt" for completions, "input" for
@@ -27,7 +28,8 @@ part of a key and that its clients send (e.g. {"anthropic-version": "2023-06-01"
 /v1/messages; never credentials: use --api-key). Use the store, namespace and tenant settings
 of the gateway that will serve them.
 
-  --upstream URL / --model PATH   what computes the answers (as for serve)
+  --upstream URL / --model PATH   what computes the answers (as for serve; a checkout's
+                        bundled test model when neither is given)
   --store SPEC          sqlite:PATH (default ${DEFAULT_STORE}) or redis://HOST:PORT
   --namespace NAME      default gateway
   --shared-cache        write shared answers (for a gateway started with --shared-cache)
@@ -64,10 +66,11 @@ export async function warmCommand(args: string[]): Promise<number> {
   const keying = keyingOptions(values);
   const apiKey = option(values, "api-key", "OPENAI_API_KEY");
   const concurrency = integer(values, "concurrency", 1, 1);
+  const sourceOptions = sourceSpec(values);
   // Loaded here, not at the top: the CLI loads the gateway only for the commands that use it.
   const { headerRole } = await import("../llm/headers.js");
   const lines = await readLines(file, (name) => headerRole(name) === "credential");
-  const store = await openStore(storeSpec);
+  const store = await openStore(storeSpec, { create: true });
   // Tenants are keyed hashes: warm and serve agree on them through the store's own secret, or a
   // --tenant-secret both are given.
   if (
@@ -81,7 +84,13 @@ export async function warmCommand(args: string[]): Promise<number> {
       "answers partitioned by API key need the gateway's --tenant-secret with this store (or pass --shared-cache)",
     );
   }
-  const source = await openSource(values);
+  let source: Awaited<ReturnType<typeof openSource>>;
+  try {
+    source = await openSource(values, sourceOptions);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const { createGateway } = await import("../server/gateway/gateway.js");
   const gateway = createGateway({
     ...source.gateway,
@@ -149,19 +158,14 @@ async function readLines(
 ): Promise<{ requests: Line[]; invalid: string[] }> {
   const requests: Line[] = [];
   const invalid: string[] = [];
-  let number = 0;
-  const input = createReadStream(file);
-  const opened = new Promise<void>((resolve, reject) => {
-    input.once("open", () => resolve());
-    input.once("error", reject);
-  });
-  try {
-    await opened;
-  } catch (error) {
-    throw new UsageError(`cannot read \`${file}\`: ${(error as Error).message}`);
-  }
-  for await (const text of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
-    number++;
+  for await (const line of await openLines(file)) {
+    if ("tooLong" in line) {
+      invalid.push(
+        `line ${line.number}: ${formatBytes(line.tooLong)}, longer than the ${MAX_LINE_BYTES / 1024 ** 2} MiB a line may have`,
+      );
+      continue;
+    }
+    const { number, text } = line;
     if (text.trim() === "") continue;
     let value: unknown;
     try {
@@ -170,9 +174,9 @@ async function readLines(
       invalid.push(`line ${number}: not JSON (${(error as Error).message})`);
       continue;
     }
-    const line = toLine(value, number, isCredential);
-    if (typeof line === "string") invalid.push(line);
-    else requests.push(line);
+    const request = toLine(value, number, isCredential);
+    if (typeof request === "string") invalid.push(request);
+    else requests.push(request);
   }
   return { requests, invalid };
 }

@@ -18,7 +18,7 @@ type Caches = typeof import("@langchain/core/caches");
 
 /** A LangChain `BaseCache` whose entries live in an infercache store. */
 export function langChainCache(options: LangChainCacheOptions = {}): BaseCache {
-  const caches = loadPeer<Caches>("@langchain/core/caches", "llm");
+  const caches = loadPeer<Caches>("@langchain/core/caches", "langchain");
   const store = new Cache<{ generations: unknown[] }>({
     namespace: "langchain",
     ...options,

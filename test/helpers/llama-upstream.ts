@@ -1,5 +1,5 @@
 /**
- * The local llama engine (node-llama-cpp with ../shared/models/llama-2-tiny-random.gguf, one
+ * The local llama engine (node-llama-cpp with the bundled models/llama-2-tiny-random.gguf, one
  * thread) served on a loopback port, with a switch that makes it fail like a broken upstream.
  */
 import { existsSync } from "node:fs";
@@ -9,7 +9,7 @@ import { type ServedHandler, serveFetchHandler } from "../../src/server.js";
 
 export const MODEL_PATH =
   process.env.INFERCACHE_MODEL ??
-  fileURLToPath(new URL("../../../shared/models/llama-2-tiny-random.gguf", import.meta.url));
+  fileURLToPath(new URL("../../models/llama-2-tiny-random.gguf", import.meta.url));
 
 export interface Upstream {
   engine: LlamaEngine;

@@ -28,8 +28,21 @@ export interface NodeRedisClient {
   readonly isOpen: boolean;
 }
 
+/**
+ * What RedisStore needs of an ioredis client or cluster (`new Redis()`, `new Cluster()`), also
+ * by shape: naming ioredis's own types here would make the declarations of `infercache/redis`
+ * need ioredis installed, and a node-redis user's strict typecheck (`skipLibCheck: false`)
+ * fail on a package they do not use.
+ */
+export interface IoredisClient {
+  call(...args: never[]): Promise<unknown>;
+  callBuffer(...args: never[]): Promise<unknown>;
+  duplicate(...args: never[]): unknown;
+  readonly status: string;
+}
+
 /** A client of either library, as `{ client }` accepts it. */
-export type RedisClient = Redis | Cluster | NodeRedisClient;
+export type RedisClient = IoredisClient | NodeRedisClient;
 
 /** Sends one command to one node (SCAN and INFO go to each master in turn). */
 export type NodeSender = (args: RedisArg[]) => Promise<unknown>;
