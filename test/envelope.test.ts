@@ -10,6 +10,7 @@ import {
   ENVELOPE_VERSION,
   encodeEntry,
 } from "../src/store/envelope.js";
+import type { Entry } from "../src/store/store.js";
 import { encodeEntryV1, V1_FIXTURE } from "./helpers/legacy-formats.js";
 
 const roundTrip = (value: unknown) => decodeEntry(encodeEntry({ value, createdAt: 1 })).value;
@@ -75,6 +76,20 @@ describe("the entry envelope", () => {
       computeMs: 2.5,
       rawKey: [1, 2],
     });
+  });
+
+  it("keeps tags and the stale time, with and without a raw key, in both codecs", () => {
+    const big = "x".repeat(5000); // past the JSON budget: the V8 codec
+    for (const value of [1, { a: "b" }, big, new Map([[1, 2]])]) {
+      for (const rawKey of [undefined, ["k", 1]]) {
+        for (const tags of [undefined, [], ["model:gpt-4o", "a,b"]]) {
+          const entry: Entry = { value, createdAt: 5, expiresAt: 20, staleAt: 10 };
+          if (rawKey !== undefined) entry.rawKey = rawKey;
+          if (tags !== undefined) entry.tags = tags;
+          expect(decodeEntry(encodeEntry(entry))).toEqual(entry);
+        }
+      }
+    }
   });
 
   it("refuses class instances and functions, naming where they are", () => {

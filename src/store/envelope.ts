@@ -37,6 +37,9 @@ const CODEC_JSON = 1;
 const HAS_EXPIRES = 1;
 const HAS_COMPUTE = 2;
 const HAS_RAW_KEY = 4;
+const HAS_TAGS = 8;
+const HAS_STALE = 16;
+const KNOWN_FLAGS = HAS_EXPIRES | HAS_COMPUTE | HAS_RAW_KEY | HAS_TAGS | HAS_STALE;
 /**
  * Values whose JSON would be longer than this (roughly, in characters) go through V8 even when
  * JSON carries them exactly: V8 is faster per byte, JSON only saves V8's fixed cost per value.
@@ -67,6 +70,7 @@ export class CorruptEntryError extends Error {
 export function encodeEntry(entry: Entry): Buffer {
   let json = inspectValue(entry.value, "value");
   if (entry.rawKey !== undefined) json = inspectValue(entry.rawKey, "rawKey") && json;
+  if (entry.tags !== undefined) json = inspectValue(entry.tags, "tags") && json;
   return json ? encodeJson(entry) : encodeV8(entry);
 }
 
@@ -76,8 +80,15 @@ export function encodeEntry(entry: Entry): Buffer {
  * a value of a few hundred bytes.
  */
 function encodeJson(entry: Entry): Buffer {
+  // The value alone, or [value, rawKey?, tags?] when either is set (the flags say which).
   const text = JSON.stringify(
-    entry.rawKey === undefined ? entry.value : [entry.value, entry.rawKey],
+    entry.rawKey === undefined && entry.tags === undefined
+      ? entry.value
+      : entry.rawKey === undefined
+        ? [entry.value, entry.tags]
+        : entry.tags === undefined
+          ? [entry.value, entry.rawKey]
+          : [entry.value, entry.rawKey, entry.tags],
   );
   let flags = 0;
   let meta = 2 + 8;
@@ -89,7 +100,12 @@ function encodeJson(entry: Entry): Buffer {
     flags |= HAS_COMPUTE;
     meta += 8;
   }
+  if (entry.staleAt !== undefined) {
+    flags |= HAS_STALE;
+    meta += 8;
+  }
   if (entry.rawKey !== undefined) flags |= HAS_RAW_KEY;
+  if (entry.tags !== undefined) flags |= HAS_TAGS;
   const length = meta + Buffer.byteLength(text);
   const out = Buffer.allocUnsafe(HEADER + length);
   let at = HEADER;
@@ -98,6 +114,7 @@ function encodeJson(entry: Entry): Buffer {
   at = out.writeDoubleLE(entry.createdAt, at);
   if (entry.expiresAt !== undefined) at = out.writeDoubleLE(entry.expiresAt, at);
   if (entry.computeMs !== undefined) at = out.writeDoubleLE(entry.computeMs, at);
+  if (entry.staleAt !== undefined) at = out.writeDoubleLE(entry.staleAt, at);
   out.write(text, at);
   return seal(out, length);
 }
@@ -110,6 +127,8 @@ function encodeV8(entry: Entry): Buffer {
   if (entry.expiresAt !== undefined) payload.expiresAt = entry.expiresAt;
   if (entry.computeMs !== undefined) payload.computeMs = entry.computeMs;
   if (entry.rawKey !== undefined) payload.rawKey = entry.rawKey;
+  if (entry.tags !== undefined) payload.tags = entry.tags;
+  if (entry.staleAt !== undefined) payload.staleAt = entry.staleAt;
   const serializer = new DefaultSerializer();
   serializer.writeRawBytes(V8_ROOM);
   serializer.writeHeader();
@@ -179,13 +198,14 @@ export function decodeEntry(bytes: Uint8Array): Entry {
 function decodeJson(buffer: Buffer): Entry {
   const flags = buffer[HEADER + 1] as number;
   let at = HEADER + 2;
-  if (flags & ~(HAS_EXPIRES | HAS_COMPUTE | HAS_RAW_KEY) || buffer.length < at + 8) {
+  if (flags & ~KNOWN_FLAGS || buffer.length < at + 8) {
     throw new CorruptEntryError("infercache: stored entry has a damaged JSON header");
   }
   const createdAt = buffer.readDoubleLE(at);
   at += 8;
   let expiresAt: number | undefined;
   let computeMs: number | undefined;
+  let staleAt: number | undefined;
   try {
     if (flags & HAS_EXPIRES) {
       expiresAt = buffer.readDoubleLE(at);
@@ -195,13 +215,23 @@ function decodeJson(buffer: Buffer): Entry {
       computeMs = buffer.readDoubleLE(at);
       at += 8;
     }
+    if (flags & HAS_STALE) {
+      staleAt = buffer.readDoubleLE(at);
+      at += 8;
+    }
     const parsed: unknown = JSON.parse(buffer.toString("utf8", at));
-    const entry: Entry =
-      flags & HAS_RAW_KEY
-        ? { value: (parsed as unknown[])[0], createdAt, rawKey: (parsed as unknown[])[1] }
-        : { value: parsed, createdAt };
+    let entry: Entry;
+    if (flags & (HAS_RAW_KEY | HAS_TAGS)) {
+      const parts = parsed as unknown[];
+      entry = { value: parts[0], createdAt };
+      if (flags & HAS_RAW_KEY) entry.rawKey = parts[1];
+      if (flags & HAS_TAGS) entry.tags = parts[flags & HAS_RAW_KEY ? 2 : 1] as string[];
+    } else {
+      entry = { value: parsed, createdAt };
+    }
     if (expiresAt !== undefined) entry.expiresAt = expiresAt;
     if (computeMs !== undefined) entry.computeMs = computeMs;
+    if (staleAt !== undefined) entry.staleAt = staleAt;
     return entry;
   } catch (error) {
     throw new CorruptEntryError(

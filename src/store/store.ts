@@ -18,6 +18,17 @@ export interface Entry<V = unknown> {
   computeMs?: number | undefined;
   /** The key as the user gave it (manual `Cache`), for `keys()` and `longestPrefix`. */
   rawKey?: unknown;
+  /**
+   * Labels to purge the entry by (`x-infercache-tags`, `tags` on `set` and `cache(fn)`; the
+   * gateway adds `model:…`, `upstream:…` and `tenant:…`). Short strings, no prompt text.
+   */
+  tags?: readonly string[] | undefined;
+  /**
+   * When the entry stops being fresh, ms since the epoch, for entries kept past that to be
+   * served stale (`staleWhileRevalidate`, `staleIfError`): then `expiresAt` is when the stale
+   * window ends and the store drops it. Absent: fresh until `expiresAt`.
+   */
+  staleAt?: number | undefined;
 }
 
 /** Where an entry lives: a namespace (one cache or function) and, optionally, a session. */
