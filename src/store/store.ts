@@ -66,6 +66,17 @@ export interface StoreEvent {
   entry?: Entry | undefined;
 }
 
+/**
+ * Which entries `purge` removes: those matching every field given. `tags`: entries carrying any
+ * of these tags; `olderThan`: entries written before this time (ms since the epoch);
+ * `namespace`: only that namespace. An empty filter is refused (use `clear`).
+ */
+export interface PurgeFilter {
+  readonly namespace?: string | undefined;
+  readonly tags?: readonly string[] | undefined;
+  readonly olderThan?: number | undefined;
+}
+
 export interface Store {
   /** A short name for messages and metrics, e.g. `"memory"`, `"sqlite"`. */
   readonly kind: string;
@@ -80,6 +91,11 @@ export interface Store {
   delete(key: string, scope: Scope): Promise<boolean>;
   /** Removes every entry in `scope` (all entries when omitted) and returns how many. */
   clear(scope?: ClearScope): Promise<number>;
+  /**
+   * Removes the entries `filter` matches and returns how many, through an index where the store
+   * keeps one (each store's docs say where it must scan).
+   */
+  purge?(filter: PurgeFilter): Promise<number>;
   /** Counts the live entries in `scope` (all entries when omitted). */
   size(scope?: ClearScope): Promise<number>;
   /** The entries of one scope, least recently used first. */
