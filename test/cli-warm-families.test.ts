@@ -98,7 +98,7 @@ describe("warm and export beyond chat", () => {
     const file = join(dir, "export.jsonl");
     expect(await run(["export", "--store", store, "--out", file])).toMatchObject({
       code: 0,
-      err: /exported 5 entries of namespace gateway/,
+      err: expect.stringMatching(/exported 5 entries of namespace gateway/),
     });
     const lines = readFileSync(file, "utf8")
       .trim()
