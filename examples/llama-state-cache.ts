@@ -3,15 +3,18 @@
  * a timing comparison, memory bounds, cleanup), written against `LlamaEngine` and its
  * `LlamaStateCache`. A state holds a prompt and its reply as the model evaluated them; a later
  * prompt sharing a prefix with it evaluates only what differs. Runs the tiny test model
- * (../shared/models/llama-2-tiny-random.gguf, or INFERCACHE_MODEL), so the text is gibberish; the
+ * (the bundled models/llama-2-tiny-random.gguf, or INFERCACHE_MODEL), so the text is gibberish; the
  * reuse is real.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { LlamaEngine, type LlamaEngineOptions, type LlamaStateCache } from "infercache/llama";
 
-const modelPath = process.env.INFERCACHE_MODEL ?? "../shared/models/llama-2-tiny-random.gguf";
+const modelPath =
+  process.env.INFERCACHE_MODEL ??
+  fileURLToPath(new URL("../models/llama-2-tiny-random.gguf", import.meta.url));
 
 async function complete(engine: LlamaEngine, prompt: string, maxTokens: number, temperature = 0) {
   const response = await engine.handle(

@@ -1,5 +1,5 @@
 /**
- * The local engine (node-llama-cpp with ../shared/models/llama-2-tiny-random.gguf) answering the
+ * The local engine (node-llama-cpp with the bundled models/llama-2-tiny-random.gguf) answering the
  * OpenAI Responses and Anthropic Messages formats, with the real SDKs as clients — directly, and
  * through the gateway in front of it (`createGateway({ upstream: (r) => engine.handle(r) })`):
  * `responses.create` / `responses.stream`, `messages.create` / `messages.stream` /
