@@ -11,7 +11,10 @@ import { fileURLToPath } from "node:url";
 import { LlamaEngine } from "../src/llama.js";
 import { createGateway } from "../src/server.js";
 import { MODEL_PATH } from "../test/helpers/llama-upstream.js";
+import type { ThroughputJob, ThroughputResult } from "./load.js";
 import { middle } from "./report.js";
+
+const LOAD_HEADERS = { "content-type": "application/json", authorization: "Bearer bench" };
 
 export interface ProtocolHitRow {
   label: string;
@@ -26,20 +29,22 @@ export interface ProtocolHitRow {
   rounds: number[];
 }
 
-async function load(url: string, body: string, seconds: number) {
+/** One throughput job for the load generator (bench/load.ts), in its own process. */
+async function load(url: string, body: string, headers: Record<string, string>, seconds: number) {
+  const job: ThroughputJob = { kind: "throughput", url, body, headers, connections: 50, seconds };
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", fileURLToPath(new URL("./load.ts", import.meta.url)), url, String(seconds)],
+    ["--import", "tsx", fileURLToPath(new URL("./load.ts", import.meta.url))],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
-  child.stdin.end(body);
+  child.stdin.end(JSON.stringify(job));
   let out = "";
   child.stdout.on("data", (chunk: Buffer) => {
     out += chunk.toString();
   });
   const code = await new Promise((resolve) => child.once("exit", resolve));
   if (code !== 0) throw new Error(`the load generator exited with ${String(code)}`);
-  return JSON.parse(out) as { rps: number; p50: number; p99: number; errors: number };
+  return JSON.parse(out) as ThroughputResult;
 }
 
 export async function protocolHitsBench(seconds = 5, rounds = 3): Promise<ProtocolHitRow[]> {
@@ -80,15 +85,15 @@ export async function protocolHitsBench(seconds = 5, rounds = 3): Promise<Protoc
     const rows: ProtocolHitRow[] = [];
     for (const target of targets) {
       const body = JSON.stringify(target.body);
-      // The headers load.ts sends, so the primed entry is the one the load hits.
-      const headers = { "content-type": "application/json", authorization: "Bearer bench" };
+      // The same headers for priming and load, so the primed entry is the one the load hits.
+      const headers = LOAD_HEADERS;
       await (await fetch(`${url}${target.path}`, { method: "POST", headers, body })).text();
       const hit = await fetch(`${url}${target.path}`, { method: "POST", headers, body });
       const text = await hit.text();
       if (hit.headers.get("x-infercache") !== "hit") {
         throw new Error(`${target.path} was not a hit after priming`);
       }
-      await load(`${url}${target.path}`, body, 1); // warm-up
+      await load(`${url}${target.path}`, body, LOAD_HEADERS, 1); // warm-up
       rows.push({
         label: target.label,
         path: target.path,
@@ -105,7 +110,12 @@ export async function protocolHitsBench(seconds = 5, rounds = 3): Promise<Protoc
     );
     for (let round = 0; round < rounds; round++) {
       for (const [i, target] of targets.entries()) {
-        const result = await load(`${url}${target.path}`, JSON.stringify(target.body), seconds);
+        const result = await load(
+          `${url}${target.path}`,
+          JSON.stringify(target.body),
+          LOAD_HEADERS,
+          seconds,
+        );
         results[i]?.push(result);
       }
     }
