@@ -300,3 +300,12 @@ describe("stale options", () => {
     );
   });
 });
+
+describe("export and import of an entry kept to be served stale", () => {
+  it("keeps its staleAt, so an imported entry is not fresh until the end of its stale window", async () => {
+    const { exportLine, importLine } = await import("../src/cli/store-commands.js");
+    const entry = { value: "answer", createdAt: 1000, staleAt: 2000, expiresAt: 9000 };
+    const line = JSON.parse(JSON.stringify(exportLine("k", "n", entry))) as unknown;
+    expect(importLine(line).entry).toEqual(entry);
+  });
+});
