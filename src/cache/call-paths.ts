@@ -19,7 +19,7 @@ import type { CacheCore } from "./core.js";
 import { type AnyFunction, type FunctionKind, isIterator, isPrimitive } from "./function-kind.js";
 import type { QueueLane, QueuePosition } from "./scheduling.js";
 import { NotSnapshotableError, snapshot } from "./snapshot.js";
-import type { CallStatus, Outcome } from "./telemetry.js";
+import type { CallStatus, Outcome, StaleReason } from "./telemetry.js";
 
 /** Per-call options, through `fn.cache.with(options)`. */
 export interface CallOptions {
@@ -118,6 +118,7 @@ export class CallPaths<F extends object> {
     status: CallStatus | undefined,
     thisArg: unknown,
     args: unknown[],
+    reason?: StaleReason,
   ): void {
     this.core.telemetry.report(
       outcome,
@@ -125,6 +126,7 @@ export class CallPaths<F extends object> {
       scope,
       entry,
       status,
+      reason,
     );
   }
 

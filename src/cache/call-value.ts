@@ -6,9 +6,14 @@
  * A miss starts a `Flight` in the cache's flight table; identical calls join it until its entry
  * is written. With a store that coordinates processes (Redis) a miss first takes the store's
  * lock, or waits for the process that holds it.
+ *
+ * Serving stale: an entry past its ttl but within `staleWhileRevalidate` answers at once and
+ * starts one background refresh (`revalidate`, in the core's `refreshes` table); one within
+ * `staleIfError` is kept as the fallback of the computation, and answers instead of its error.
+ * Neither writes anything: only a computation that succeeds stores a new entry.
  */
 
-import type { FlightLease, Scope } from "../store/store.js";
+import type { Entry, FlightLease, Scope } from "../store/store.js";
 import type { CallOptions, CallPaths } from "./call-paths.js";
 import { runComputation } from "./computation.js";
 import { Flight } from "./flight.js";
@@ -36,12 +41,22 @@ export function callSync(
   const key = paths.keyOf(thisArg, args);
   const status = options?.status;
   const refresh = options?.refresh === true;
+  let fallback: Entry | undefined;
   if (!refresh) {
     // This path is chosen only for in-process stores: `sync` is there.
-    const entry = core.readSync(core.sync!, key, scope);
+    const entry = core.readEntrySync(core.sync!, key, scope);
     if (entry !== undefined) {
-      paths.report("hit", key, scope, entry, status, thisArg, args);
-      return paths.out(entry.value);
+      const staleMs = entry.staleAt === undefined ? undefined : core.staleMs(entry);
+      if (staleMs === undefined) {
+        paths.report("hit", key, scope, entry, status, thisArg, args);
+        return paths.out(entry.value);
+      }
+      if (staleMs < core.stale.whileRevalidateMs) {
+        paths.report("stale", key, scope, entry, status, thisArg, args, "revalidate");
+        revalidate(paths, thisArg, args, key, scope);
+        return paths.out(entry.value);
+      }
+      if (staleMs < core.stale.ifErrorMs) fallback = entry;
     }
     if (paths.coalesce) {
       // Only a plain function that returned a promise leaves a flight: join it.
@@ -54,12 +69,29 @@ export function callSync(
   }
   paths.report("miss", key, scope, undefined, status, thisArg, args);
   const started = core.clock.now();
-  const result = paths.fn.apply(thisArg, args);
+  let result: unknown;
+  try {
+    result = paths.fn.apply(thisArg, args);
+  } catch (error) {
+    if (fallback === undefined) throw error;
+    return serveFallback(paths, thisArg, args, key, scope, fallback, status);
+  }
   if (isPromiseLike(result)) {
     // A plain function that returned a promise: cache what it resolves to.
-    return fly(paths, key, scope, options, async (signal) =>
-      finish(paths, thisArg, args, key, scope, started, await result, options, signal),
-    );
+    const pending = result;
+    return fly(paths, key, scope, options, async (signal) => {
+      let value: unknown;
+      try {
+        value = await pending;
+      } catch (error) {
+        if (fallback === undefined || signal.aborted) throw error;
+        return {
+          result: serveFallback(paths, thisArg, args, key, scope, fallback, status),
+          written: undefined,
+        };
+      }
+      return finish(paths, thisArg, args, key, scope, started, value, options, signal);
+    });
   }
   const computeMs = core.clock.now() - started;
   if (status !== undefined) status.computeMs = computeMs;
@@ -93,16 +125,22 @@ export function callAsync(
   const status = options?.status;
   const refresh = options?.refresh === true;
   const sync = core.sync;
+  let fallback: Entry | undefined;
   if (!refresh) {
     if (sync !== undefined) {
-      const entry = core.readSync(sync, key, scope);
+      const entry = core.readEntrySync(sync, key, scope);
       if (entry !== undefined) {
-        paths.report("hit", key, scope, entry, status, thisArg, args);
-        try {
-          return Promise.resolve(paths.out(entry.value));
-        } catch (error) {
-          return Promise.reject(error);
+        const use = staleUse(paths, entry);
+        if (use !== "fallback" && use !== "none") {
+          paths.report(use, key, scope, entry, status, thisArg, args, "revalidate");
+          if (use === "stale") revalidate(paths, thisArg, args, key, scope);
+          try {
+            return Promise.resolve(paths.out(entry.value));
+          } catch (error) {
+            return Promise.reject(error);
+          }
         }
+        if (use === "fallback") fallback = entry;
       }
     }
     if (paths.coalesce) {
@@ -118,7 +156,15 @@ export function callAsync(
   return fly(paths, key, scope, options, async (flightSignal) => {
     let lease: FlightLease | undefined;
     if (sync === undefined && !refresh) {
-      const found = await core.lookupShared(key, scope);
+      const entry = await core.readEntry(key, scope);
+      const use = entry === undefined ? "none" : staleUse(paths, entry);
+      if (use === "hit" || use === "stale") {
+        paths.report(use, key, scope, entry, status, thisArg, args, "revalidate");
+        if (use === "stale") revalidate(paths, thisArg, args, key, scope);
+        return { result: paths.out((entry as Entry).value), written: undefined };
+      }
+      if (use === "fallback") fallback = entry;
+      const found = await core.lookupShared(key, scope, false);
       if (found.entry !== undefined) {
         paths.report(
           found.waited ? "coalesced" : "hit",
@@ -157,9 +203,110 @@ export function callAsync(
       return outcome;
     } catch (error) {
       if (lease !== undefined) core.releaseAfter(lease, undefined);
-      throw error;
+      if (fallback === undefined || flightSignal.aborted) throw error;
+      return {
+        result: serveFallback(paths, thisArg, args, key, scope, fallback, status),
+        written: undefined,
+      };
     }
   });
+}
+
+/**
+ * What an entry read from the store may do for a call: answer as a `hit` (fresh), answer
+ * `stale` (within `staleWhileRevalidate`), stand by as the `fallback` of a computation that
+ * fails (within `staleIfError`), or nothing (`none`: stale past every window).
+ */
+function staleUse(paths: ValuePaths, entry: Entry): "hit" | "stale" | "fallback" | "none" {
+  const core = paths.core;
+  const staleMs = entry.staleAt === undefined ? undefined : core.staleMs(entry);
+  if (staleMs === undefined) return "hit";
+  if (staleMs < core.stale.whileRevalidateMs) return "stale";
+  return staleMs < core.stale.ifErrorMs ? "fallback" : "none";
+}
+
+/** A computation failed within `staleIfError`: the stale value answers instead (nothing is written). */
+function serveFallback(
+  paths: ValuePaths,
+  thisArg: unknown,
+  args: unknown[],
+  key: string,
+  scope: Scope,
+  fallback: Entry,
+  status: CallOptions["status"],
+): unknown {
+  paths.report("stale", key, scope, fallback, status, thisArg, args, "error");
+  return paths.out(fallback.value);
+}
+
+/**
+ * Refreshes an entry served stale, once, in the background: a stale read while it runs starts no
+ * other. On a store shared by processes it takes the cross-process lock as a miss does, and
+ * leaves the refresh to the process that holds it. Its failure is reported (an `error` event
+ * with `operation: "refresh"`, `stats().errors`) and never reaches a caller; the stale entry
+ * stays as it was.
+ */
+function revalidate(
+  paths: ValuePaths,
+  thisArg: unknown,
+  args: unknown[],
+  key: string,
+  scope: Scope,
+): void {
+  const core = paths.core;
+  const refreshes = core.refreshes;
+  const id = FlightTable.id(scope, key);
+  if (refreshes.get(id) !== undefined) return;
+  const flight: Flight<unknown> = new Flight(
+    async (signal) => {
+      // After the caller has its answer: a sync function runs here, not inside the stale call.
+      await undefined;
+      let lease: FlightLease | undefined;
+      const coordinator = core.sync === undefined ? core.store.flights : undefined;
+      if (coordinator !== undefined) {
+        lease = await coordinator.acquire(key, scope);
+        // Another process holds the lock: it is computing this entry already.
+        if (lease === undefined) return undefined;
+      }
+      try {
+        const started = core.clock.now();
+        const task = () => paths.fn.apply(thisArg, args);
+        const lane = paths.lane;
+        const result: unknown =
+          lane === undefined
+            ? await runComputation(signal, task)
+            : await lane.run(task, { signal });
+        const outcome = finish(
+          paths,
+          thisArg,
+          args,
+          key,
+          scope,
+          started,
+          result,
+          undefined,
+          signal,
+        );
+        // Stay in the table until the entry is written, so no stale read starts another.
+        await outcome.written;
+        return outcome.result;
+      } finally {
+        // Released before the refresh settles, so the next stale read may take the lock again.
+        if (lease !== undefined) {
+          await lease.release().catch((error: unknown) => core.telemetry.fail("unlock", error));
+        }
+      }
+    },
+    () => refreshes.release(id, flight),
+  );
+  refreshes.start(id, flight);
+  flight.promise.then(
+    () => refreshes.release(id, flight),
+    (error: unknown) => {
+      refreshes.release(id, flight);
+      core.telemetry.fail("refresh", error);
+    },
+  );
 }
 
 /** Stores a computed result (in the background for asynchronous stores). */

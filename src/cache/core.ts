@@ -8,6 +8,7 @@
  */
 
 import type { Clock } from "../base/clock.js";
+import { lifetimeTimes, type StaleWindows, staleFor } from "../base/stale.js";
 import { hashKey, shortKey } from "../key/index.js";
 import type {
   Entry,
@@ -18,6 +19,7 @@ import type {
   StoreEvent,
   SyncStore,
 } from "../store/store.js";
+import type { Flight } from "./flight.js";
 import { FlightTable } from "./flight-table.js";
 import { KeyMemo } from "./key-memo.js";
 import { type CacheOptions, resolveCacheOptions } from "./options.js";
@@ -36,11 +38,19 @@ export class CacheCore<F extends object = object> implements SessionHolder {
   readonly perSession: boolean;
   readonly clone: boolean;
   readonly ttl: number;
+  /** How long past `ttl` an entry may be served stale (`staleWhileRevalidate`, `staleIfError`). */
+  readonly stale: StaleWindows;
   readonly clock: Clock;
   readonly waitTimeoutMs: number;
   readonly telemetry: Telemetry;
   /** The computations in flight, joined by identical calls. */
   readonly flights = new FlightTable<F>();
+  /**
+   * Background refreshes of entries served stale (`staleWhileRevalidate`), one per key: a stale
+   * read while one runs answers at once and starts no other; a miss may join it. Apart from
+   * `flights`, so a stale read never waits behind the refresh it triggered.
+   */
+  readonly refreshes = new FlightTable<Flight<unknown>>();
   /** Whether a key made from an object's identity can ever be found again (in-process only). */
   readonly identityKeys: boolean;
   readonly #context: string;
@@ -63,6 +73,7 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     this.perSession = resolved.perSession;
     this.clone = resolved.clone;
     this.ttl = resolved.ttl;
+    this.stale = resolved.stale;
     this.clock = resolved.clock;
     this.waitTimeoutMs = resolved.waitTimeoutMs;
     this.identityKeys = this.sync !== undefined;
@@ -132,8 +143,27 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     return isShortKey(storeKey) ? value() : storeKey;
   }
 
-  /** Reads an entry; a store failure counts as an error and reads as a miss. */
+  /**
+   * Reads a fresh entry; a store failure counts as an error and reads as a miss, and so does an
+   * entry past its `staleAt` (kept to be served stale only where a caller allows it:
+   * `readEntry`).
+   */
   async read(key: string, scope: Scope): Promise<Entry | undefined> {
+    return this.fresh(await this.readEntry(key, scope));
+  }
+
+  readSync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {
+    return this.fresh(this.readEntrySync(sync, key, scope));
+  }
+
+  /** Reads a fresh entry through the synchronous path when the store has one. */
+  readAny(key: string, scope: Scope): Entry | undefined | Promise<Entry | undefined> {
+    const sync = this.sync;
+    return sync !== undefined ? this.readSync(sync, key, scope) : this.read(key, scope);
+  }
+
+  /** Reads an entry as the store holds it, stale or not (ask `staleMs` before serving it). */
+  async readEntry(key: string, scope: Scope): Promise<Entry | undefined> {
     try {
       return await this.store.get(key, scope);
     } catch (error) {
@@ -142,7 +172,7 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     }
   }
 
-  readSync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {
+  readEntrySync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {
     try {
       return sync.getSync(key, scope);
     } catch (error) {
@@ -151,24 +181,34 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     }
   }
 
-  /** Reads through the synchronous path when the store has one. */
-  readAny(key: string, scope: Scope): Entry | undefined | Promise<Entry | undefined> {
-    const sync = this.sync;
-    return sync !== undefined ? this.readSync(sync, key, scope) : this.read(key, scope);
+  /** `entry` while it is fresh; `undefined` once it is stale. One property read when it cannot be. */
+  fresh(entry: Entry | undefined): Entry | undefined {
+    return entry === undefined || entry.staleAt === undefined || this.clock.now() < entry.staleAt
+      ? entry
+      : undefined;
+  }
+
+  /** How long `entry` has been stale, ms, or `undefined` while it is fresh. */
+  staleMs(entry: Entry): number | undefined {
+    return entry.staleAt === undefined ? undefined : staleFor(entry, this.clock.now());
   }
 
   /**
    * A read for a shared store that coordinates processes: on a miss it takes the cross-process
    * lock, or waits (bounded) for the process that holds it and reads again. `lease` is set when
    * this process must compute and release it; `waited` when the entry came from another process's
-   * computation. Coordination failures fall back to computing, like every store failure.
+   * computation (fresh: a stale entry counts as a miss here). Coordination failures fall back to computing, like every store failure.
    */
   async lookupShared(
     key: string,
     scope: Scope,
+    read = true,
   ): Promise<{ entry?: Entry; lease?: FlightLease; waited?: boolean }> {
-    const entry = await this.read(key, scope);
-    if (entry !== undefined) return { entry };
+    // `read: false`: the caller has read the entry already and found it stale.
+    if (read) {
+      const entry = await this.read(key, scope);
+      if (entry !== undefined) return { entry };
+    }
     const coordinator = this.store.flights;
     if (coordinator === undefined) return {};
     try {
@@ -191,12 +231,25 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     else void written.then(release, release);
   }
 
-  /** Builds the entry for a computed value. `ttl` overrides the cache's. */
-  entry(value: unknown, computeMs: number | undefined, rawKey?: unknown, ttl?: number): Entry {
+  /**
+   * Builds the entry for a computed value. `ttl` overrides the cache's, `stale` its stale windows
+   * (the entry is then kept the longer window past its ttl, to be served stale).
+   */
+  entry(
+    value: unknown,
+    computeMs: number | undefined,
+    rawKey?: unknown,
+    ttl?: number,
+    stale: StaleWindows = this.stale,
+  ): Entry {
     const createdAt = this.clock.now();
     const lifetime = ttl ?? this.ttl;
     const entry: Entry = { value, createdAt };
-    if (lifetime > 0) entry.expiresAt = createdAt + lifetime;
+    if (lifetime > 0) {
+      const times = lifetimeTimes(createdAt, lifetime, stale);
+      entry.expiresAt = times.expiresAt;
+      if (times.staleAt !== undefined) entry.staleAt = times.staleAt;
+    }
     if (computeMs !== undefined) entry.computeMs = computeMs;
     if (rawKey !== undefined) entry.rawKey = rawKey;
     return entry;

@@ -22,7 +22,7 @@ import { FlightTable } from "./flight-table.js";
 import { isPrimitive } from "./function-kind.js";
 import type { CacheOptions } from "./options.js";
 import { snapshot } from "./snapshot.js";
-import type { CacheEvents, CacheStats } from "./telemetry.js";
+import type { CacheEvents, CacheStats, StaleReason } from "./telemetry.js";
 
 export interface CacheSetOptions {
   /** How long this entry is served: ms or `"10m"`. @default the cache's `ttl` */
@@ -98,11 +98,31 @@ export class Cache<F extends object = Record<string, unknown>> {
     compute: () => F | Promise<F>,
     options?: CacheSetOptions & { signal?: AbortSignal },
   ): Promise<F> {
-    const found = await this.get(key);
-    if (found !== undefined) return found;
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
+    const sync = core.sync;
+    const entry =
+      sync !== undefined
+        ? core.readEntrySync(sync, storeKey, scope)
+        : await core.readEntry(storeKey, scope);
+    // Stale entries: within `staleWhileRevalidate` they answer and one refresh runs; within
+    // `staleIfError` they answer if `compute` fails.
+    let fallback: Entry | undefined;
+    if (entry !== undefined) {
+      const staleMs = core.staleMs(entry);
+      if (staleMs === undefined) {
+        this.#hit(storeKey, key, scope, entry);
+        return this.#out(entry.value as F);
+      }
+      if (staleMs < core.stale.whileRevalidateMs) {
+        this.#stale(storeKey, key, scope, entry, "revalidate");
+        this.#revalidate(key, storeKey, scope, compute, options);
+        return this.#out(entry.value as F);
+      }
+      if (staleMs < core.stale.ifErrorMs) fallback = entry;
+    }
+    core.telemetry.manualMiss(this.#shown("miss", storeKey, key), scope);
     const id = FlightTable.id(scope, storeKey);
     const flights = core.flights;
     const existing = flights.get(id);
@@ -119,7 +139,14 @@ export class Cache<F extends object = Record<string, unknown>> {
     const flight: Flight<F> = new Flight(
       async (signal) => {
         const started = core.clock.now();
-        const fields = await runComputation(signal, compute);
+        let fields: F;
+        try {
+          fields = await runComputation(signal, compute);
+        } catch (error) {
+          if (fallback === undefined || signal.aborted) throw error;
+          this.#stale(storeKey, key, scope, fallback, "error");
+          return this.#out(fallback.value as F);
+        }
         if (!signal.aborted) await this.#set(key, fields, options, core.clock.now() - started);
         return fields;
       },
@@ -130,6 +157,38 @@ export class Cache<F extends object = Record<string, unknown>> {
     const done = () => flights.release(id, flight);
     flight.promise.then(done, done);
     return flight.join(options?.signal);
+  }
+
+  /** One background refresh of an entry served stale; its failure is reported, never thrown. */
+  #revalidate(
+    key: unknown,
+    storeKey: string,
+    scope: Scope,
+    compute: () => F | Promise<F>,
+    options: CacheSetOptions | undefined,
+  ): void {
+    const core = this.#core;
+    const refreshes = core.refreshes;
+    const id = FlightTable.id(scope, storeKey);
+    if (refreshes.get(id) !== undefined) return;
+    const flight: Flight<unknown> = new Flight(
+      async (signal) => {
+        await undefined;
+        const started = core.clock.now();
+        const fields = await runComputation(signal, compute);
+        await this.#set(key, fields, options, core.clock.now() - started);
+        return fields;
+      },
+      () => refreshes.release(id, flight),
+    );
+    refreshes.start(id, flight);
+    flight.promise.then(
+      () => refreshes.release(id, flight),
+      (error: unknown) => {
+        refreshes.release(id, flight);
+        core.telemetry.fail("refresh", error);
+      },
+    );
   }
 
   async has(key: unknown): Promise<boolean> {
@@ -160,7 +219,10 @@ export class Cache<F extends object = Record<string, unknown>> {
   async *keys(): AsyncGenerator<unknown, void, undefined> {
     const core = this.#core;
     try {
-      for await (const [, entry] of core.store.entries(core.scope())) yield entry.rawKey;
+      for await (const [, entry] of core.store.entries(core.scope())) {
+        // A stale entry (kept to be served stale by `getOrSet`) is not a key `get` would find.
+        if (core.fresh(entry) !== undefined) yield entry.rawKey;
+      }
     } catch (error) {
       core.telemetry.fail("keys", error);
     }
@@ -247,7 +309,7 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   /** The public key of `key` for reporting `outcome`, when someone will see it. */
   #shown(
-    outcome: "hit" | "miss" | "coalesced",
+    outcome: "hit" | "miss" | "coalesced" | "stale",
     storeKey: string,
     key: unknown,
   ): string | undefined {
@@ -258,6 +320,17 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   #hit(storeKey: string, key: unknown, scope: Scope, entry: Entry): void {
     this.#core.telemetry.report("hit", this.#shown("hit", storeKey, key), scope, entry, undefined);
+  }
+
+  #stale(storeKey: string, key: unknown, scope: Scope, entry: Entry, reason: StaleReason): void {
+    this.#core.telemetry.report(
+      "stale",
+      this.#shown("stale", storeKey, key),
+      scope,
+      entry,
+      undefined,
+      reason,
+    );
   }
 
   #out(value: F): F {

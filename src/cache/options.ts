@@ -8,13 +8,33 @@
 import { type Clock, systemClock } from "../base/clock.js";
 import { type Duration, parseDuration } from "../base/duration.js";
 import type { Size } from "../base/size.js";
+import { NO_STALE, type StaleWindows } from "../base/stale.js";
 import { MemoryStore } from "../store/memory.js";
 import type { Store } from "../store/store.js";
 
 /** Options that apply whichever store holds the entries. */
 export interface CommonCacheOptions {
-  /** How long an entry is served: ms or `"10m"`, `"1h30m"`. @default forever */
+  /**
+   * How long an entry is fresh: ms or `"10m"`, `"1h30m"`. With `staleWhileRevalidate` or
+   * `staleIfError` the store keeps it the longer window past that, to be served stale.
+   * @default forever
+   */
   ttl?: Duration;
+  /**
+   * For how long after its `ttl` an entry may still answer a call at once while one refresh
+   * runs in the background (RFC 5861's `stale-while-revalidate`): ms or `"1m"`. The caller
+   * gets `status.source === "stale"`; a refresh that fails is reported (`error` event with
+   * `operation: "refresh"`, `stats().errors`) and leaves the stale entry as it was. Needs `ttl`.
+   * @default 0 (never)
+   */
+  staleWhileRevalidate?: Duration;
+  /**
+   * For how long after its `ttl` an entry may answer a call whose computation throws or
+   * rejects, instead of the error (RFC 5861's `stale-if-error`): ms or `"1h"`. Needs `ttl`.
+   * Serving stale never extends an entry's life; only a successful computation writes a new one.
+   * @default 0 (never)
+   */
+  staleIfError?: Duration;
   /**
    * Isolate entries per session (see `runInSession`): a session reads only its own entries and
    * `endSession(id)` drops them. Outside a session, calls use the shared entries.
@@ -78,6 +98,8 @@ export interface ResolvedCacheOptions {
   perSession: boolean;
   clone: boolean;
   ttl: number;
+  /** How long past `ttl` entries may be served stale (`NO_STALE` without the options). */
+  stale: StaleWindows;
   clock: Clock;
   waitTimeoutMs: number;
   /** The hash context every key of this cache carries (its version). */
@@ -135,15 +157,42 @@ export function resolveCacheOptions(
       }),
       clock,
     });
+  const ttl = given.ttl === undefined ? 0 : parseDuration(given.ttl, "ttl");
   return {
     store,
     ownStore: given.store === undefined,
     namespace: given.namespace ?? defaultNamespace ?? `anonymous-${++anonymousNamespaces}`,
     perSession: given.perSession ?? false,
     clone: given.clone ?? false,
-    ttl: given.ttl === undefined ? 0 : parseDuration(given.ttl, "ttl"),
+    ttl,
+    stale: staleWindows(given, ttl, what),
     clock,
     waitTimeoutMs: given.waitTimeoutMs ?? 30_000,
     context: version === undefined ? "" : `version=${typeof version}:${version}`,
   };
+}
+
+/**
+ * The stale windows of `options`, ms. A window needs a lifetime to start from: without a `ttl`
+ * entries are fresh forever and a window would never apply, so it is refused, naming the fix.
+ */
+export function staleWindows(
+  options: { staleWhileRevalidate?: Duration | undefined; staleIfError?: Duration | undefined },
+  ttl: number,
+  what: string,
+): StaleWindows {
+  const whileRevalidateMs =
+    options.staleWhileRevalidate === undefined
+      ? 0
+      : parseDuration(options.staleWhileRevalidate, "staleWhileRevalidate");
+  const ifErrorMs =
+    options.staleIfError === undefined ? 0 : parseDuration(options.staleIfError, "staleIfError");
+  if (whileRevalidateMs === 0 && ifErrorMs === 0) return NO_STALE;
+  if (ttl <= 0) {
+    const option = whileRevalidateMs > 0 ? "staleWhileRevalidate" : "staleIfError";
+    throw new TypeError(
+      `${what}: \`${option}\` needs a \`ttl\`: an entry is served stale once its ttl is over, and without one it is fresh forever; pass \`ttl\` too (for example ttl: "10m")`,
+    );
+  }
+  return { whileRevalidateMs, ifErrorMs };
 }

@@ -15,14 +15,23 @@ import { type LookupOutcome, reportLookup } from "./usage.js";
 
 /** What a call did, filled in when passed as `status` (lru-cache's idea). */
 export interface CallStatus {
-  source?: "hit" | "miss" | "coalesced";
+  /** `stale`: an entry past its ttl, within `staleWhileRevalidate` or `staleIfError`. */
+  source?: "hit" | "miss" | "coalesced" | "stale";
   /** The call's key: the canonical SHA-256 of what was hashed (as `fn.cache.key()` gives it). */
   key?: string;
-  /** Age of the entry served, ms (hits). */
+  /** Age of the entry served, ms (hits, stale answers). */
   ageMs?: number;
+  /** How long the entry served had been stale, ms (stale answers). */
+  staleMs?: number;
   /** Recorded compute time of the entry served (hits), or the compute time (misses), ms. */
   computeMs?: number;
 }
+
+/**
+ * Why a stale entry was served: `revalidate` (within `staleWhileRevalidate`, a refresh runs in
+ * the background) or `error` (within `staleIfError`, computing a fresh one failed).
+ */
+export type StaleReason = "revalidate" | "error";
 
 /** Why a result was returned but not cached. */
 export type WarningReason = "too-large" | "not-snapshotable" | "not-serializable";
@@ -31,6 +40,13 @@ export interface CacheEvents {
   hit: { key: string; session: string | undefined; ageMs: number; computeMs: number | undefined };
   miss: { key: string; session: string | undefined };
   coalesced: { key: string; session: string | undefined };
+  stale: {
+    key: string;
+    session: string | undefined;
+    ageMs: number;
+    staleMs: number;
+    reason: StaleReason;
+  };
   set: { key: string; session: string | undefined; computeMs: number | undefined };
   evict: { key: string; session: string | undefined; reason: EvictReason };
   error: { operation: string; error: unknown };
@@ -44,6 +60,8 @@ export interface CacheStats {
   misses: number;
   /** Calls that joined an identical call already in flight instead of running it again. */
   coalesced: number;
+  /** Calls answered with a stale entry (`staleWhileRevalidate`, `staleIfError`). */
+  stale: number;
   /** Entries written. */
   sets: number;
   /** Results not stored: bigger than the memory budget, not snapshotable, or not serializable. */
@@ -60,12 +78,13 @@ export interface CacheStats {
   timeSavedMs: number;
 }
 
-export type Outcome = "hit" | "miss" | "coalesced";
+export type Outcome = "hit" | "miss" | "coalesced" | "stale";
 
 export class Telemetry {
   hits = 0;
   misses = 0;
   coalesced = 0;
+  stale = 0;
   sets = 0;
   rejected = 0;
   evictions = 0;
@@ -88,7 +107,7 @@ export class Telemetry {
 
   /**
    * Records what a lookup did, in every sink. `key` is the public key, given when `wantsKey`
-   * said so; `entry` is the entry served (hits).
+   * said so; `entry` is the entry served (hits, stale answers, with `reason` why stale).
    */
   report(
     outcome: Outcome,
@@ -96,6 +115,7 @@ export class Telemetry {
     scope: Scope,
     entry: Entry | undefined,
     status: CallStatus | undefined,
+    reason: StaleReason = "revalidate",
   ): void {
     let savedMs = 0;
     switch (outcome) {
@@ -110,6 +130,11 @@ export class Telemetry {
       case "coalesced":
         this.coalesced++;
         break;
+      case "stale":
+        this.stale++;
+        savedMs = entry?.computeMs ?? 0;
+        this.timeSavedMs += savedMs;
+        break;
     }
     reportLookup(this.#lookupOutcome(outcome), savedMs);
     if (status !== undefined) {
@@ -118,6 +143,7 @@ export class Telemetry {
       if (entry !== undefined) {
         status.ageMs = this.#now() - entry.createdAt;
         if (entry.computeMs !== undefined) status.computeMs = entry.computeMs;
+        if (outcome === "stale") status.staleMs = this.#now() - (entry.staleAt ?? entry.createdAt);
       }
     }
     if (key === undefined || !this.events.has(outcome)) return;
@@ -129,6 +155,16 @@ export class Telemetry {
         session,
         ageMs: this.#now() - e.createdAt,
         computeMs: e.computeMs,
+      });
+    } else if (outcome === "stale") {
+      const e = entry as Entry;
+      const now = this.#now();
+      this.events.emit("stale", {
+        key,
+        session,
+        ageMs: now - e.createdAt,
+        staleMs: now - (e.staleAt ?? e.createdAt),
+        reason,
       });
     } else {
       this.events.emit(outcome, { key, session });
@@ -173,6 +209,7 @@ export class Telemetry {
       hits: this.hits,
       misses: this.misses,
       coalesced: this.coalesced,
+      stale: this.stale,
       sets: this.sets,
       rejected: this.rejected,
       evictions: this.evictions,
@@ -185,6 +222,6 @@ export class Telemetry {
 
   #lookupOutcome(outcome: Outcome): LookupOutcome {
     if (!this.#manual || outcome === "coalesced") return outcome;
-    return outcome === "hit" ? "manual-hit" : "manual-miss";
+    return outcome === "hit" || outcome === "stale" ? "manual-hit" : "manual-miss";
   }
 }

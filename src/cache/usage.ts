@@ -24,12 +24,15 @@ export interface CacheUsageReport<T> {
   hits: number;
   misses: number;
   coalesced: number;
+  /** Calls answered with a stale entry (`staleWhileRevalidate`, `staleIfError`). */
+  stale: number;
 }
 
 class Tracker {
   hits = 0;
   misses = 0;
   coalesced = 0;
+  stale = 0;
   manualHits = 0;
   savedMs = 0;
 }
@@ -37,7 +40,7 @@ class Tracker {
 const trackerStorage = new AsyncLocalStorage<Tracker>();
 let activeTrackers = 0;
 
-export type LookupOutcome = "hit" | "miss" | "coalesced" | "manual-hit" | "manual-miss";
+export type LookupOutcome = "hit" | "miss" | "coalesced" | "stale" | "manual-hit" | "manual-miss";
 
 /** Called by caches on every lookup. */
 export function reportLookup(outcome: LookupOutcome, savedMs: number): void {
@@ -50,6 +53,9 @@ export function reportLookup(outcome: LookupOutcome, savedMs: number): void {
       break;
     case "coalesced":
       tracker.coalesced++;
+      break;
+    case "stale":
+      tracker.stale++;
       break;
     case "miss":
       tracker.misses++;
@@ -77,7 +83,7 @@ export async function trackCacheUsage<T>(fn: () => T | Promise<T>): Promise<Cach
   } finally {
     activeTrackers--;
   }
-  const served = tracker.hits + tracker.coalesced;
+  const served = tracker.hits + tracker.coalesced + tracker.stale;
   const usage: CacheUsage =
     tracker.manualHits > 0
       ? "partial"
@@ -94,5 +100,6 @@ export async function trackCacheUsage<T>(fn: () => T | Promise<T>): Promise<Cach
     hits: tracker.hits + tracker.manualHits,
     misses: tracker.misses,
     coalesced: tracker.coalesced,
+    stale: tracker.stale,
   };
 }

@@ -1,5 +1,6 @@
 /** `infercache serve`: the OpenAI-compatible caching gateway until SIGINT/SIGTERM, then a drain. */
 
+import { parseDuration } from "../base/duration.js";
 import { parseSize } from "../base/size.js";
 import type { LlamaEngineOptions } from "../llama/engine.js";
 import {
@@ -56,6 +57,17 @@ bundled tiny test model (models/llama-2-tiny-random.gguf; random weights, gibber
                         pages' cross-origin requests get 403
   --idle-timeout MS     between two chunks of an upstream's body (default 120000); a healthy
                         stream may last as long as it streams
+  --ttl SECONDS         how long answers are fresh, in seconds or as 10m, 1h (default forever;
+                        a request's max-age / s-maxage may ask for less)
+  --stale-while-revalidate SECONDS
+                        past its lifetime, serve an answer at once (x-infercache: stale) while
+                        one refresh runs in the background, for this long (default 0); needs a
+                        lifetime: --ttl, or the request's max-age / s-maxage
+  --stale-if-error SECONDS
+                        past its lifetime, serve an answer instead of an upstream failure (5xx,
+                        timeout, refused connection, a dead local model) for this long
+                        (default 0); a request's Cache-Control stale-while-revalidate=N and
+                        stale-if-error=N override both
 
 With --model, the engine keeps KV state between requests: a conversation's next turn, or another
 user's prompt sharing a system prompt, evaluates only its new tokens.
@@ -99,6 +111,34 @@ function stateCacheOptions(
   };
 }
 
+/** --ttl, --stale-while-revalidate and --stale-if-error: seconds, or durations such as `10m`. */
+function lifetimeOptions(values: Record<string, unknown>): {
+  ttl?: number;
+  staleWhileRevalidate?: number;
+  staleIfError?: number;
+} {
+  const ms = (name: string): number | undefined => {
+    const text = values[name];
+    if (typeof text !== "string") return undefined;
+    if (/^\d+$/.test(text)) return Number(text) * 1000;
+    try {
+      return parseDuration(text, name);
+    } catch {
+      throw new UsageError(
+        `Expected --${name} to be a number of seconds or a duration such as \`60\` or \`10m\`, got \`${text}\``,
+      );
+    }
+  };
+  const ttl = ms("ttl");
+  const staleWhileRevalidate = ms("stale-while-revalidate");
+  const staleIfError = ms("stale-if-error");
+  return {
+    ...(ttl !== undefined && ttl > 0 && { ttl }),
+    ...(staleWhileRevalidate !== undefined && { staleWhileRevalidate }),
+    ...(staleIfError !== undefined && { staleIfError }),
+  };
+}
+
 export async function serveCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {
     ...GATEWAY_OPTIONS,
@@ -111,6 +151,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     "allowed-origin": { type: "string", multiple: true },
     "allow-namespace": { type: "string", multiple: true },
     "idle-timeout": { type: "string" },
+    ttl: { type: "string" },
+    "stale-while-revalidate": { type: "string" },
+    "stale-if-error": { type: "string" },
     "state-memory": { type: "string" },
     "state-dir": { type: "string" },
     "state-dir-size": { type: "string" },
@@ -136,6 +179,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     bodyLimitBytes: integer(values, "body-limit", 10 * 1024 * 1024, 1),
     firstByteTimeoutMs: integer(values, "first-byte-timeout", 120_000, 1),
     idleTimeoutMs: integer(values, "idle-timeout", 120_000, 1),
+    ...lifetimeOptions(values),
     ...(Array.isArray(values["allow-namespace"]) && {
       namespaces: values["allow-namespace"] as string[],
     }),

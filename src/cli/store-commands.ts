@@ -46,7 +46,7 @@ ${STORE_HELP}
 export const EXPORT_HELP = `Usage: infercache export [--store SPEC] [--namespace NAME] [--out FILE]
 
 Writes the shared entries of a namespace as JSON lines (to FILE, or standard output):
-{"key", "namespace", "createdAt", "expiresAt"?, "computeMs"?, "value"} where the value is
+{"key", "namespace", "createdAt", "expiresAt"?, "staleAt"?, "computeMs"?, "value"} where the value is
 plain JSON, else "envelope" (base64 of the checksummed binary form). Per-session entries are
 not exported (sessions end with their connection). FILE is written whole or not at all (a
 temporary file beside it, renamed once complete); a failure exits 1 and leaves FILE as it was.
@@ -303,6 +303,8 @@ function fetchFailure(error: unknown): string {
 export function exportLine(key: string, namespace: string, entry: Entry): Record<string, unknown> {
   const line: Record<string, unknown> = { key, namespace, createdAt: entry.createdAt };
   if (entry.expiresAt !== undefined) line.expiresAt = entry.expiresAt;
+  // Without it an entry kept to be served stale would come back fresh until its expiresAt.
+  if (entry.staleAt !== undefined) line.staleAt = entry.staleAt;
   if (entry.computeMs !== undefined) line.computeMs = entry.computeMs;
   if (entry.rawKey === undefined && isPlainJson(entry.value)) line.value = entry.value;
   else line.envelope = encodeEntry(entry).toString("base64");
@@ -329,6 +331,10 @@ export function importLine(value: unknown): { key: string; namespace: string; en
     if (typeof line.expiresAt !== "number")
       throw new TypeError('"expiresAt" must be a number (ms)');
     entry.expiresAt = line.expiresAt;
+  }
+  if (line.staleAt !== undefined) {
+    if (typeof line.staleAt !== "number") throw new TypeError('"staleAt" must be a number (ms)');
+    entry.staleAt = line.staleAt;
   }
   return { key: line.key, namespace: line.namespace, entry };
 }

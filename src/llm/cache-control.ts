@@ -11,6 +11,13 @@
  * - `s-maxage=N`: how long the shared cache keeps this answer (HTTP's shared-cache lifetime),
  *   overriding `max-age`'s; it does not limit what is served. `s-maxage=0` stores nothing.
  * - `only-if-cached`: answer from the cache or not at all (504), never from the upstream.
+ * - `stale-while-revalidate=N` (RFC 5861, taken on the request here): an answer up to N seconds
+ *   past its lifetime may be served at once (`x-infercache: stale`) while one refresh runs in
+ *   the background. Overrides the operator's default for this request; 0 turns it off.
+ * - `stale-if-error=N` (RFC 5861): when the upstream fails (a 5xx, a timeout, a refused
+ *   connection, a dead local model), an answer up to N seconds past its lifetime is served
+ *   instead of the error. Both apply only to answers stored with a lifetime (`max-age`,
+ *   `s-maxage` or the operator's ttl).
  *
  * Unknown directives are ignored, as HTTP says; a directive with a bad value (`max-age=soon`)
  * is a 400, so a typo never turns a bound into "forever".
@@ -26,6 +33,10 @@ export interface CacheControl {
   acceptAgeMs: number | undefined;
   /** How long to keep the answer, ms (`s-maxage`, else `max-age`); 0 = do not store. */
   ttlMs: number | undefined;
+  /** `stale-while-revalidate`, ms; undefined: the operator's default. */
+  staleWhileRevalidateMs?: number | undefined;
+  /** `stale-if-error`, ms; undefined: the operator's default. */
+  staleIfErrorMs?: number | undefined;
 }
 
 const NONE: CacheControl = {
@@ -50,6 +61,9 @@ export function parseCacheControl(header: string | null | undefined): CacheContr
     else if (name === "only-if-cached") control.onlyIfCached = true;
     else if (name === "max-age") maxAge = seconds(name, rawValue);
     else if (name === "s-maxage") sMaxAge = seconds(name, rawValue);
+    else if (name === "stale-while-revalidate")
+      control.staleWhileRevalidateMs = seconds(name, rawValue) * 1000;
+    else if (name === "stale-if-error") control.staleIfErrorMs = seconds(name, rawValue) * 1000;
   }
   if (maxAge !== undefined) control.acceptAgeMs = maxAge * 1000;
   const lifetime = sMaxAge ?? maxAge;

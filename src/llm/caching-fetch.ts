@@ -9,6 +9,7 @@
  * stored and which request fields are in a key: see `pipeline.ts` and `protocols/`.
  */
 
+import type { Clock } from "../base/clock.js";
 import type { Duration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
 import type { CacheEvents } from "../cache/telemetry.js";
@@ -37,8 +38,22 @@ export interface CachingFetchOptions extends Deadlines {
   namespace?: string;
   /** The upstream fetch. @default globalThis.fetch */
   fetch?: Fetch;
-  /** How long answers are served. @default forever */
+  /** How long answers are fresh. @default forever */
   ttl?: Duration;
+  /**
+   * How long past its lifetime an answer is served at once (`x-infercache: stale`) while one
+   * refresh runs in the background; a request's `Cache-Control: stale-while-revalidate=N`
+   * overrides it. Applies to answers with a lifetime (`ttl`, or the request's `max-age`). @default 0
+   */
+  staleWhileRevalidate?: Duration;
+  /**
+   * How long past its lifetime an answer is served instead of an upstream failure (a 5xx, a
+   * timeout, a refused connection); a request's `Cache-Control: stale-if-error=N` overrides it.
+   * @default 0
+   */
+  staleIfError?: Duration;
+  /** Source of time for lifetimes and ages (tests drive a fake one). @default Date.now */
+  clock?: Clock;
   /** Bump to stop serving everything cached before. */
   version?: string | number;
   /** A tenant per request (e.g. a keyed hash of its API key): tenants never share entries. */
@@ -74,6 +89,9 @@ export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
     store: options.store,
     namespace: options.namespace,
     ttl: options.ttl,
+    staleWhileRevalidate: options.staleWhileRevalidate,
+    staleIfError: options.staleIfError,
+    clock: options.clock,
     version: options.version,
     sampling: options.sampling,
     cacheMultipleChoices: options.cacheMultipleChoices,

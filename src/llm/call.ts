@@ -4,10 +4,10 @@
  * twice.
  */
 
-import type { Scope } from "../store/store.js";
+import type { Entry, Scope } from "../store/store.js";
 import type { CacheControl } from "./cache-control.js";
 import type { SamplingPolicy } from "./controls.js";
-import type { LlmRequest, ParsedCall, Protocol } from "./protocol.js";
+import type { AnswerRecord, LlmRequest, ParsedCall, Protocol } from "./protocol.js";
 import type { ItemizedCall, ItemizedProtocol } from "./protocols/embeddings.js";
 
 /** How a call is cached: normally, bypassing the cache, or into a bucket of sampled answers. */
@@ -27,6 +27,8 @@ interface CallBase {
   started: number;
   /** `clock.now()` when the request arrived (compute times). */
   startedAt: number;
+  /** A background refresh (stale-while-revalidate): not a client's request, not in the metrics. */
+  background?: boolean | undefined;
 }
 
 /** A call of a protocol whose answer is cached whole (chat, completions, …). */
@@ -37,6 +39,8 @@ export interface WholeCall extends CallBase {
   /** The store key of the answer (a bucket's key for sampled calls in a bucket). */
   key: string;
   mode: CallMode;
+  /** A stale answer within the request's `stale-if-error` window: served if the upstream fails. */
+  stale?: { entry: Entry; record: AnswerRecord } | undefined;
 }
 
 /** A call of a protocol whose items are cached one by one (embeddings). */
@@ -70,6 +74,7 @@ export interface LlmResult {
   tenant: string | undefined;
 }
 
-export type Outcome = "hit" | "miss" | "coalesced" | "bypass" | "partial";
+/** `stale`: a stored answer past its lifetime (stale-while-revalidate, stale-if-error). */
+export type Outcome = "hit" | "miss" | "coalesced" | "bypass" | "partial" | "stale";
 
 export type { SamplingPolicy };

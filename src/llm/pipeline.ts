@@ -4,6 +4,7 @@
  * then `Hit | Miss`, and a miss continues with the same call (`complete`).
  *
  *   lookup(request) ─┬─ hit     → an answer from the record (converted if the request differs)
+ *                    ├─ stale   → (stale-while-revalidate) the stored answer, one refresh behind
  *                    ├─ miss    → complete(call): join a flight, or take the cross-process lock,
  *                    │            call the upstream, record, store what is an answer
  *                    ├─ pass    → not a cached route: forward(request)
@@ -13,17 +14,25 @@
  * (`protocols/`); this file knows none of it. A byte-identical body finds its key in a bounded
  * memo without being parsed and hashed again (`KeyMemo` below), so a repeated hit costs a Map
  * lookup and a store read.
+ *
+ * Freshness: an answer is fresh until its `staleAt` (its lifetime: the ttl, `max-age`,
+ * `s-maxage`) and younger than the request's `max-age`. Past that, within the request's
+ * stale-while-revalidate window it answers at once (`x-infercache: stale`) and one refresh runs
+ * in the background; within its stale-if-error window it is kept aside and answers if the
+ * upstream fails (`complete`). Every other read (`read`: buckets, embeddings' items, the
+ * cross-process wait) takes only fresh answers. Serving stale writes nothing.
  */
 
 import type { Clock } from "../base/clock.js";
-import type { Duration } from "../base/duration.js";
+import { type Duration, parseDuration } from "../base/duration.js";
+import type { StaleWindows } from "../base/stale.js";
 import { positiveInteger } from "../base/validate.js";
 import { CacheCore } from "../cache/core.js";
 import { FlightTable } from "../cache/flight-table.js";
 import type { CacheStats } from "../cache/telemetry.js";
 import { hashKey } from "../key/hash-key.js";
 import type { Entry, FlightLease, Scope, Store } from "../store/store.js";
-import type { Answer } from "./answer.js";
+import { type Answer, isByteStream } from "./answer.js";
 import { type CacheControl, parseCacheControl } from "./cache-control.js";
 import type { Call, CallMode, LlmResult, Outcome, WholeCall } from "./call.js";
 import { Completion, type Pending } from "./completion.js";
@@ -56,8 +65,19 @@ export interface PipelineOptions {
   /** Namespace of the entries in the store. @default "llm" */
   namespace?: string | undefined;
   upstream: Upstream;
-  /** How long answers are served. @default forever */
+  /** How long answers are fresh. @default forever */
   ttl?: Duration | undefined;
+  /**
+   * Default `stale-while-revalidate` (a request's `Cache-Control` overrides it): how long past
+   * its lifetime an answer is served at once while one refresh runs. Applies to answers with a
+   * lifetime (`ttl`, or the request's `max-age` / `s-maxage`). @default 0
+   */
+  staleWhileRevalidate?: Duration | undefined;
+  /**
+   * Default `stale-if-error`: how long past its lifetime an answer is served when the upstream
+   * fails (5xx, timeout, refused connection). Applies as `staleWhileRevalidate` does. @default 0
+   */
+  staleIfError?: Duration | undefined;
   /** Bump to stop serving everything cached before. */
   version?: string | number | undefined;
   /** The API families to cache. @default `defaultProtocols`: chat, completions, embeddings, Gemini, audio, images, rerank, moderations */
@@ -112,6 +132,10 @@ export class LlmPipeline {
   bypassed = 0;
   tokensSaved = 0;
   readonly maxRecordBytes: number;
+  /** The operator's default stale windows (a request's `Cache-Control` overrides them). */
+  readonly stale: StaleWindows;
+  /** Flight ids of background refreshes (stale-while-revalidate) running, one per key. */
+  readonly #refreshing = new Set<string>();
 
   constructor(options: PipelineOptions) {
     this.options = options;
@@ -121,6 +145,16 @@ export class LlmPipeline {
       options.maxRecordBytes ?? 32 * 1024 * 1024,
       "maxRecordBytes",
     );
+    this.stale = {
+      whileRevalidateMs:
+        options.staleWhileRevalidate === undefined
+          ? 0
+          : parseDuration(options.staleWhileRevalidate, "staleWhileRevalidate"),
+      ifErrorMs:
+        options.staleIfError === undefined
+          ? 0
+          : parseDuration(options.staleIfError, "staleIfError"),
+    };
     const replayDelay = options.replayDelayMs ?? 0;
     if (!(Number.isFinite(replayDelay) && replayDelay >= 0)) {
       throw new TypeError(
@@ -184,9 +218,87 @@ export class LlmPipeline {
     return this.#lookupWhole(call);
   }
 
-  /** Completes a miss: the same call the lookup made. */
+  /**
+   * Completes a miss: the same call the lookup made. With a stale answer kept aside
+   * (stale-if-error), an upstream failure — a 5xx, or a thrown timeout, refused connection, dead
+   * local model, full queue — is answered with it instead.
+   */
   complete(call: Call): Promise<Answer> {
-    return call.itemized ? completeItems(this, call) : this.#completion.complete(call);
+    if (call.itemized) return completeItems(this, call);
+    return call.stale === undefined ? this.#completion.complete(call) : this.#orStale(call);
+  }
+
+  async #orStale(call: WholeCall): Promise<Answer> {
+    const stale = call.stale as { entry: Entry; record: AnswerRecord };
+    let answer: Answer;
+    try {
+      answer = await this.#completion.complete(call);
+      if (answer.status < 500) return answer;
+    } catch (error) {
+      if (call.request.signal?.aborted === true) throw error;
+      return this.#staleAnswer(call, stale.record, stale.entry, "error") ?? Promise.reject(error);
+    }
+    const served = this.#staleAnswer(call, stale.record, stale.entry, "error");
+    if (served === undefined) return answer;
+    if (isByteStream(answer.body)) answer.body.cancel();
+    return served;
+  }
+
+  /** A stale answer, reported as one; `undefined` when the record cannot take this form. */
+  #staleAnswer(
+    call: WholeCall,
+    record: AnswerRecord,
+    entry: Entry,
+    reason: "revalidate" | "error",
+  ): Answer | undefined {
+    const answer = this.render(call, record, entry, "stale");
+    if (answer !== undefined) {
+      this.core.telemetry.report("stale", call.key, call.scope, entry, undefined, reason);
+    }
+    return answer;
+  }
+
+  /** The stale windows of a call: its request's, else the operator's. */
+  windowsOf(call: Call): StaleWindows {
+    const control = call.control;
+    return control.staleWhileRevalidateMs === undefined && control.staleIfErrorMs === undefined
+      ? this.stale
+      : {
+          whileRevalidateMs: control.staleWhileRevalidateMs ?? this.stale.whileRevalidateMs,
+          ifErrorMs: control.staleIfErrorMs ?? this.stale.ifErrorMs,
+        };
+  }
+
+  /**
+   * Refreshes a call's answer in the background, once per key (a stale read while it runs, or
+   * while an identical call is in flight, starts none). The refresh is no client's: no signal
+   * stops it and it is not in the request metrics; its failure is reported as a `refresh` error.
+   */
+  #revalidate(call: WholeCall): void {
+    const id = FlightTable.id(call.scope, call.key);
+    if (this.#refreshing.has(id) || this.core.flights.get(id) !== undefined) return;
+    this.#refreshing.add(id);
+    const request = call.request;
+    const detached: LlmRequest = {
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      body: request.body,
+      signal: undefined,
+    };
+    const refresh: WholeCall = { ...call, request: detached, stale: undefined, background: true };
+    (async () => {
+      const answer = await this.#completion.complete(refresh);
+      // A stream is recorded as it is read: read it to its end.
+      if (isByteStream(answer.body)) for await (const _ of answer.body);
+      if (answer.status >= 400) {
+        throw new Error(
+          `infercache: the background refresh got ${answer.status} from the upstream`,
+        );
+      }
+    })()
+      .catch((error: unknown) => this.core.telemetry.fail("refresh", error))
+      .finally(() => this.#refreshing.delete(id));
   }
 
   /** Lookup, then complete a miss or forward what is not cached. */
@@ -248,13 +360,33 @@ export class LlmPipeline {
     };
   }
 
-  /** Reads an entry the call may be served: fresh enough for its `max-age`. */
+  /** Reads an entry the call may be served as fresh: before its `staleAt`, within its `max-age`. */
   async read(key: string, call: Call): Promise<Entry | undefined> {
     const entry = await this.core.read(key, call.scope);
     if (entry === undefined) return undefined;
     const accept = call.control.acceptAgeMs;
     if (accept !== undefined && this.core.clock.now() - entry.createdAt > accept) return undefined;
     return entry;
+  }
+
+  /**
+   * Reads an entry stale or not, with how long it has been stale for this call (`undefined`:
+   * fresh): past its `staleAt`, or older than the request's `max-age`, whichever is longer.
+   */
+  async #readStale(
+    key: string,
+    call: Call,
+  ): Promise<{ entry: Entry | undefined; staleMs: number | undefined }> {
+    const entry = await this.core.readEntry(key, call.scope);
+    if (entry === undefined) return { entry, staleMs: undefined };
+    const accept = call.control.acceptAgeMs;
+    const now = this.core.clock.now();
+    let staleMs =
+      entry.staleAt === undefined || now < entry.staleAt ? undefined : now - entry.staleAt;
+    if (accept !== undefined && now - entry.createdAt > accept) {
+      staleMs = Math.max(staleMs ?? 0, now - entry.createdAt - accept);
+    }
+    return { entry, staleMs };
   }
 
   /** Stores a value for a call unless its controls say not to. */
@@ -269,7 +401,16 @@ export class LlmPipeline {
         : core.ttl > 0
           ? Math.min(control.ttlMs, core.ttl)
           : control.ttlMs;
-    const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, ttl);
+    // Kept the longer of the operator's and the request's stale windows past its lifetime.
+    const windows = this.windowsOf(call);
+    const keep =
+      windows === this.stale
+        ? windows
+        : {
+            whileRevalidateMs: Math.max(windows.whileRevalidateMs, this.stale.whileRevalidateMs),
+            ifErrorMs: Math.max(windows.ifErrorMs, this.stale.ifErrorMs),
+          };
+    const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, ttl, keep);
     await core.write(key, call.scope, entry, () => key);
   }
 
@@ -284,6 +425,7 @@ export class LlmPipeline {
   }
 
   report(call: Call, outcome: Outcome, status: number, savedMs: number, savedTokens: number): void {
+    if (call.background === true) return;
     if (outcome === "bypass") this.bypassed++;
     this.tokensSaved += savedTokens;
     this.options.onResult?.({
@@ -320,7 +462,7 @@ export class LlmPipeline {
       outcome,
       answer.status,
       entry?.computeMs ?? 0,
-      outcome === "hit" ? record.usage.total : 0,
+      outcome === "hit" || outcome === "stale" ? record.usage.total : 0,
     );
     return answer;
   }
@@ -339,14 +481,28 @@ export class LlmPipeline {
       }
       return this.#lookupBucket(call, mode.size);
     }
-    const entry = await this.read(call.key, call);
+    const { entry, staleMs } = await this.#readStale(call.key, call);
     const record = entry === undefined ? undefined : recordOf(entry, call.protocol);
+    let stale: WholeCall["stale"];
     if (entry !== undefined && record !== undefined) {
-      const answer = this.render(call, record, entry, "hit");
-      if (answer !== undefined) return { kind: "hit", answer };
+      if (staleMs === undefined) {
+        const answer = this.render(call, record, entry, "hit");
+        if (answer !== undefined) return { kind: "hit", answer };
+      } else {
+        const windows = this.windowsOf(call);
+        if (staleMs < windows.whileRevalidateMs) {
+          const answer = this.#staleAnswer(call, record, entry, "revalidate");
+          if (answer !== undefined) {
+            this.#revalidate(call);
+            return { kind: "hit", answer };
+          }
+        } else if (staleMs < windows.ifErrorMs) {
+          stale = { entry, record };
+        }
+      }
     }
     if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
-    return { kind: "miss", call };
+    return { kind: "miss", call: stale === undefined ? call : { ...call, stale } };
   }
 
   /** A sampled call with a bucket of N answers: served at random once the bucket is full. */

@@ -12,9 +12,9 @@ export interface BreakdownRow {
   /** The label; null for the requests that had none (a route without a model field). */
   name: string | null;
   requests: number;
-  /** Answers served from the cache (hit, coalesced). */
+  /** Answers served from the cache (hit, coalesced, stale). */
   served: number;
-  /** Requests that could be served from the cache (hit, coalesced, miss, partial). */
+  /** Requests that could be served from the cache (hit, coalesced, stale, miss, partial). */
   cacheable: number;
   timeSavedSeconds: number;
   tokensSaved: number;
@@ -40,7 +40,8 @@ class Tally {
 
   add(result: LlmResult): void {
     this.requests++;
-    const served = result.outcome === "hit" || result.outcome === "coalesced";
+    const served =
+      result.outcome === "hit" || result.outcome === "coalesced" || result.outcome === "stale";
     if (served) this.served++;
     if (served || result.outcome === "miss" || result.outcome === "partial") this.cacheable++;
     if (result.outcome === "miss" || result.outcome === "bypass")

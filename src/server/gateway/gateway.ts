@@ -74,8 +74,21 @@ export interface GatewayOptions extends Deadlines {
   adminToken?: string;
   /** @default 10 MiB */
   bodyLimitBytes?: number;
-  /** How long answers are served. @default forever */
+  /** How long answers are fresh. @default forever */
   ttl?: Duration;
+  /**
+   * How long past its lifetime an answer is served at once (`x-infercache: stale`) while one
+   * refresh runs in the background, unless a request's `Cache-Control: stale-while-revalidate=N`
+   * says otherwise: ms or `"1m"`. Applies to answers with a lifetime: `ttl`, or the request's
+   * `max-age` / `s-maxage`. @default 0
+   */
+  staleWhileRevalidate?: Duration;
+  /**
+   * How long past its lifetime an answer is served when the upstream fails (a 5xx, a timeout, a
+   * refused connection, a dead local model, a full upstream queue) instead of the error, unless
+   * a request's `Cache-Control: stale-if-error=N` says otherwise: ms or `"1h"`. @default 0
+   */
+  staleIfError?: Duration;
   /** Upstream calls at once and how many may wait; more get 503. @default no limit */
   upstreamQueue?: { concurrency: number; maxQueue?: number };
   /** The API families to cache. @default `defaultProtocols`: chat, completions, embeddings, Gemini, audio, images, rerank, moderations */
@@ -154,6 +167,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     namespace,
     store: options.store,
     ttl: options.ttl,
+    staleWhileRevalidate: options.staleWhileRevalidate,
+    staleIfError: options.staleIfError,
     clock: options.clock,
     sampling: options.sampling,
     protocols: options.protocols,

@@ -93,6 +93,7 @@ export class Metrics {
       hits: stats?.hits ?? 0,
       misses: stats?.misses ?? 0,
       coalesced: stats?.coalesced ?? 0,
+      stale: stats?.stale ?? 0,
       bypassed: stats?.bypassed ?? 0,
       errors: this.errors + (stats?.errors ?? 0),
       entries: stats?.entries ?? 0,
@@ -131,6 +132,12 @@ export class Metrics {
       "counter",
       "Requests that joined an identical one in flight.",
       [["", stats?.coalesced ?? 0]],
+    );
+    metric(
+      "infercache_stale_total",
+      "counter",
+      "Answers served stale (stale-while-revalidate, stale-if-error).",
+      [["", stats?.stale ?? 0]],
     );
     metric("infercache_bypassed_total", "counter", "Requests not cached by policy.", [
       ["", stats?.bypassed ?? 0],
@@ -182,6 +189,8 @@ export interface GatewaySnapshot {
   hits: number;
   misses: number;
   coalesced: number;
+  /** Answers served stale (stale-while-revalidate, stale-if-error). */
+  stale: number;
   bypassed: number;
   errors: number;
   entries: number;

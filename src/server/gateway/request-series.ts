@@ -18,9 +18,9 @@ export interface SeriesWindow {
   /** Unix time (seconds) of the first point. */
   start: number;
   requests: number[];
-  /** Answers served from the cache (hit, coalesced). */
+  /** Answers served from the cache (hit, coalesced, stale). */
   served: number[];
-  /** Requests that could be served from the cache (hit, coalesced, miss, partial). */
+  /** Requests that could be served from the cache (hit, coalesced, stale, miss, partial). */
   cacheable: number[];
   /** Running total at the end of each second. */
   timeSavedSeconds: number[];
@@ -76,7 +76,8 @@ export class RequestSeries {
     this.#advance();
     const slot = this.#slot(this.#current);
     this.#requests[slot] = (this.#requests[slot] as number) + 1;
-    const served = result.outcome === "hit" || result.outcome === "coalesced";
+    const served =
+      result.outcome === "hit" || result.outcome === "coalesced" || result.outcome === "stale";
     if (served) this.#served[slot] = (this.#served[slot] as number) + 1;
     if (served || result.outcome === "miss" || result.outcome === "partial")
       this.#cacheable[slot] = (this.#cacheable[slot] as number) + 1;
