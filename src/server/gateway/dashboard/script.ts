@@ -192,7 +192,7 @@ export const DASHBOARD_SCRIPT = String.raw`"use strict";
 
   // ---- cards and breakdowns ----
   function stats(s) {
-    const served = s.hits + s.coalesced;
+    const served = s.hits + s.coalesced + (s.stale || 0);
     const total = served + s.misses;
     $("hit-rate").textContent = total === 0 ? "–" : Math.round((100 * served) / total) + "%";
     $("requests").textContent = String(total + s.bypassed);
