@@ -8,6 +8,7 @@
  * lock, or waits for the process that holds it.
  */
 
+import { type CacheMode, modeWrites } from "../base/mode.js";
 import type { FlightLease, Scope } from "../store/store.js";
 import type { CallOptions, CallPaths } from "./call-paths.js";
 import { runComputation } from "./computation.js";
@@ -35,14 +36,16 @@ export function callSync(
   const scope = core.scope();
   const key = paths.keyOf(thisArg, args);
   const status = options?.status;
-  const refresh = options?.refresh === true;
-  if (!refresh) {
+  const mode = paths.modeOf(options);
+  if (mode !== "refresh") {
     // This path is chosen only for in-process stores: `sync` is there.
     const entry = core.readSync(core.sync!, key, scope);
     if (entry !== undefined) {
       paths.report("hit", key, scope, entry, status, thisArg, args);
       return paths.out(entry.value);
     }
+    // Replay answers from stored entries only: never from a computation, not even another's.
+    if (mode === "replay") throw paths.replayMiss(key, scope, status, thisArg, args);
     if (paths.coalesce) {
       // Only a plain function that returned a promise leaves a flight: join it.
       const flight = core.flights.get(FlightTable.id(scope, key));
@@ -58,11 +61,12 @@ export function callSync(
   if (isPromiseLike(result)) {
     // A plain function that returned a promise: cache what it resolves to.
     return fly(paths, key, scope, options, async (signal) =>
-      finish(paths, thisArg, args, key, scope, started, await result, options, signal),
+      finish(paths, thisArg, args, key, scope, started, await result, options, signal, mode),
     );
   }
   const computeMs = core.clock.now() - started;
   if (status !== undefined) status.computeMs = computeMs;
+  if (!modeWrites(mode)) return result;
   const shown = () => paths.hashOf(thisArg, args);
   const storable = paths.storable(key, scope, result, shown);
   // In-process store: the write is synchronous and never rejects.
@@ -91,8 +95,15 @@ export function callAsync(
   const signal = options?.signal;
   if (signal?.aborted) return Promise.reject(signal.reason);
   const status = options?.status;
-  const refresh = options?.refresh === true;
+  let mode: CacheMode;
+  try {
+    mode = paths.modeOf(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const refresh = mode === "refresh";
   const sync = core.sync;
+  if (mode === "replay") return replay(paths, thisArg, args, key, scope, status);
   if (!refresh) {
     if (sync !== undefined) {
       const entry = core.readSync(sync, key, scope);
@@ -152,6 +163,7 @@ export function callAsync(
         result,
         options,
         flightSignal,
+        mode,
       );
       if (lease !== undefined) core.releaseAfter(lease, outcome.written);
       return outcome;
@@ -173,18 +185,38 @@ function finish(
   result: unknown,
   options: CallOptions | undefined,
   signal: AbortSignal,
+  mode: CacheMode,
 ): Computed {
   const core = paths.core;
   const computeMs = core.clock.now() - started;
   const status = options?.status;
   if (status !== undefined) status.computeMs = computeMs;
   // Every caller left and the computation was aborted: its result is not kept.
-  if (signal.aborted) return { result, written: undefined };
+  if (signal.aborted || !modeWrites(mode)) return { result, written: undefined };
   const shown = () => paths.hashOf(thisArg, args);
   const storable = paths.storable(key, scope, result, shown);
   if (storable === undefined) return { result, written: undefined };
   const write = core.write(key, scope, core.entry(storable.value, computeMs), shown);
   return { result, written: write instanceof Promise ? write : undefined };
+}
+
+/**
+ * A call in replay mode: the stored entry, or `CacheMissError` — no flight, no cross-process
+ * lock, no computation. A read that fails (a store down) is a miss like any other.
+ */
+async function replay(
+  paths: ValuePaths,
+  thisArg: unknown,
+  args: unknown[],
+  key: string,
+  scope: Scope,
+  status: CallOptions["status"],
+): Promise<unknown> {
+  const core = paths.core;
+  const entry = await core.readAny(key, scope);
+  if (entry === undefined) throw paths.replayMiss(key, scope, status, thisArg, args);
+  paths.report("hit", key, scope, entry, status, thisArg, args);
+  return paths.out(entry.value);
 }
 
 /** Starts a flight running `compute` and joins it. */
