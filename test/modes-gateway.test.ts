@@ -167,12 +167,10 @@ describe.each(stores)("gateway modes on %s", (_name, makeStore) => {
       .create(chat("replayed"), mode("replay"))
       .withResponse();
     expect(hit.response.headers.get("x-infercache")).toBe("hit");
-    const error = await client.chat.completions
-      .create(chat("never recorded"), mode("replay"))
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+    const error = await client.chat.completions.create(chat("never recorded"), mode("replay")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(OpenAI.APIError);
     const apiError = error as InstanceType<typeof OpenAI.APIError>;
     expect(apiError.status).toBe(504);
@@ -264,9 +262,7 @@ describe("gateway-wide modes", () => {
     const before = chats();
     const hit = await client.chat.completions.create(chat("gateway replay")).withResponse();
     expect(hit.response.headers.get("x-infercache")).toBe("hit");
-    await expect(client.chat.completions.create(chat("gateway new"))).rejects.toThrow(
-      /cache_miss/,
-    );
+    await expect(client.chat.completions.create(chat("gateway new"))).rejects.toThrow(/cache_miss/);
     expect(chats()).toBe(before);
     const recorded = await client.chat.completions
       .create(chat("gateway new"), mode("record"))
@@ -296,7 +292,9 @@ describe("gateway-wide modes", () => {
   it("createGateway refuses an unknown mode, naming the option", () => {
     expect(() =>
       createGateway({ upstream: upstream.baseURL, mode: "replay-all" as never }),
-    ).toThrow('Expected `mode` to be one of "read-write", "read-only", "refresh", "replay", "record"');
+    ).toThrow(
+      'Expected `mode` to be one of "read-write", "read-only", "refresh", "replay", "record"',
+    );
   });
 });
 

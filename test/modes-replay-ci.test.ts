@@ -49,7 +49,7 @@ async function suite(client: OpenAI): Promise<string[]> {
   outcomes.push(stream.response.headers.get("x-infercache") ?? "");
 
   const vectors = await client.embeddings
-    .create({ model: "emb", input: ["alpha", "beta"] })
+    .create({ model: "emb", input: ["alpha", "beta"], encoding_format: "float" })
     .withResponse();
   expect(vectors.data.data.map((item) => item.embedding[0])).toEqual([5, 4]);
   outcomes.push(vectors.response.headers.get("x-infercache") ?? "");
@@ -57,7 +57,9 @@ async function suite(client: OpenAI): Promise<string[]> {
 }
 
 /** A TCP server on `port` that counts connection attempts and closes each at once. */
-async function connectionCounter(port: number): Promise<{ count(): number; close(): Promise<void> }> {
+async function connectionCounter(
+  port: number,
+): Promise<{ count(): number; close(): Promise<void> }> {
   let connections = 0;
   const server: Server = createServer((socket) => {
     connections++;

@@ -4,6 +4,7 @@
  * twice.
  */
 
+import type { CacheMode } from "../base/mode.js";
 import type { Scope } from "../store/store.js";
 import type { CacheControl } from "./cache-control.js";
 import type { SamplingPolicy } from "./controls.js";
@@ -27,6 +28,8 @@ interface CallBase {
   started: number;
   /** `clock.now()` when the request arrived (compute times). */
   startedAt: number;
+  /** The cache mode: the request's `x-infercache-mode`, else `withCacheMode`'s, else the pipeline's. */
+  cacheMode: CacheMode;
 }
 
 /** A call of a protocol whose answer is cached whole (chat, completions, …). */
