@@ -13,7 +13,7 @@
  * what of the call matters (`key` is called with the same `this`, and its result is the whole key).
  */
 
-import { CacheMissError, type CacheMode, parseMode } from "../base/mode.js";
+import { CacheMissError, type CacheMode } from "../base/mode.js";
 import { HASH_HOOK, UnhashableError } from "../key/index.js";
 import type { Entry, Scope } from "../store/store.js";
 import type { CacheCore } from "./core.js";

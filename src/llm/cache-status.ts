@@ -79,6 +79,5 @@ function seconds(ms: number): number {
 
 /** An sf-string (RFC 8941 §3.3.3): printable ASCII, `"` and `\` escaped. */
 function quoted(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing every non-printable character
   return `"${text.replace(/[^\x20-\x7e]/g, "?").replace(/["\\]/g, "\\$&")}"`;
 }
