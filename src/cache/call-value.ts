@@ -95,12 +95,8 @@ export function callAsync(
   const signal = options?.signal;
   if (signal?.aborted) return Promise.reject(signal.reason);
   const status = options?.status;
-  let mode: CacheMode;
-  try {
-    mode = paths.modeOf(options);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  // Never throws: per-call modes are checked by `with()`, scoped ones by `withCacheMode`.
+  const mode = paths.modeOf(options);
   const refresh = mode === "refresh";
   const sync = core.sync;
   if (mode === "replay") return replay(paths, thisArg, args, key, scope, status);
