@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withCacheMode } from "../src/index.js";
 import { cachingFetch } from "../src/llm.js";
 import { RedisStore } from "../src/redis.js";
 import { createGateway, type Gateway } from "../src/server.js";
@@ -325,5 +326,15 @@ describe("cachingFetch modes with the OpenAI SDK", () => {
     await expect(replay.chat.completions.create(chat("fetch new"))).rejects.toThrow(/cache_miss/);
     await expect(replay.models.list()).rejects.toThrow(/cache_miss/);
     expect(calls).toBe(1);
+    // A scope picks the mode of every request inside it; the header still wins.
+    await withCacheMode("replay", async () => {
+      await expect(record.chat.completions.create(chat("scoped new"))).rejects.toThrow(
+        /cache_miss/,
+      );
+      const hit = await record.chat.completions.create(sampled).withResponse();
+      expect(hit.response.headers.get("cache-status")).toBe("infercache; hit");
+      await record.chat.completions.create(chat("scoped new"), mode("record"));
+    });
+    expect(calls).toBe(2);
   });
 });
