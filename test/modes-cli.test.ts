@@ -51,6 +51,7 @@ describe("warm, then serve --mode replay", () => {
       { env: { PORT: "0" } },
     );
     try {
+      expect(serve.output()).toMatch(/listening on .*, mode replay\)/);
       const client = new OpenAI({ apiKey: "sk-ci", baseURL: `${serve.url}/v1` });
       for (const body of [plain, sampled]) {
         const answer = await client.chat.completions

@@ -191,7 +191,8 @@ export async function serveCommand(args: string[]): Promise<number> {
     banner(
       url,
       source,
-      `${printableStore(storeSpec)}${describeBounds(bounds)}`,
+      // A CI log should say the gateway is replaying (or not storing), not leave it to be guessed.
+      `${printableStore(storeSpec)}${describeBounds(bounds)}${mode === "read-write" ? "" : `, mode ${mode}`}`,
       "bundled" in sourceOptions && sourceOptions.bundled,
     ),
   );
