@@ -299,6 +299,61 @@ describe("gateway-wide modes", () => {
   });
 });
 
+describe("replay misses in each protocol's own error shape", () => {
+  it("Anthropic Messages: type cache_miss; Gemini: its numeric code with an ErrorInfo", async () => {
+    const { url } = await start(new MemoryStore(), { mode: "replay" });
+    const messages = await fetch(`${url}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "anthropic-version": "2023-06-01" },
+      body: JSON.stringify({
+        model: "claude-test",
+        max_tokens: 8,
+        messages: [{ role: "user", content: "never recorded" }],
+      }),
+    });
+    expect(messages.status).toBe(504);
+    const anthropic = (await messages.json()) as { type: string; error: { type: string } };
+    expect(anthropic.type).toBe("error");
+    expect(anthropic.error.type).toBe("cache_miss");
+
+    const gemini = createGateway({ upstream: `${upstream.url}/v1beta`, mode: "replay" });
+    const geminiUrl = await gemini.listen();
+    closers.push(() => gemini.close());
+    const generated = await fetch(`${geminiUrl}/v1beta/models/gemini-test:generateContent`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        contents: [{ role: "user", parts: [{ text: "never recorded" }] }],
+        generationConfig: { temperature: 0 },
+      }),
+    });
+    expect(generated.status).toBe(504);
+    const google = (await generated.json()) as {
+      error: { code: number; details: { reason: string }[] };
+    };
+    expect(google.error.code).toBe(504);
+    expect(google.error.details[0]?.reason).toBe("CACHE_MISS");
+  });
+});
+
+describe("an upstream's own Cache-Status", () => {
+  it("is kept, with ours after it", async () => {
+    const { client } = await start(new MemoryStore());
+    upstream.respond = (request, response, defaults) => {
+      response.setHeader("cache-status", "upstream-cdn; fwd=uri-miss");
+      defaults.answer(request, response);
+    };
+    try {
+      const miss = await client.chat.completions.create(chat("behind a cdn")).withResponse();
+      expect(miss.response.headers.get("cache-status")).toBe(
+        "upstream-cdn; fwd=uri-miss, infercache; fwd=uri-miss; fwd-status=200; stored",
+      );
+    } finally {
+      upstream.respond = undefined;
+    }
+  });
+});
+
 describe("cachingFetch modes with the OpenAI SDK", () => {
   it("takes a mode option and the header; replay never calls the given fetch", async () => {
     let calls = 0;
