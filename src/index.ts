@@ -10,12 +10,16 @@
 
 export {
   type AsyncCachedFunction,
+  CACHE_MODES,
   Cache,
   type CachedFunction,
   type CachedValue,
   type CacheEvents,
   type CacheFunctionOptions,
+  type CacheGetOptions,
   type CacheHandle,
+  CacheMissError,
+  type CacheMode,
   type CacheOptions,
   type CacheSetOptions,
   type CacheStats,
@@ -25,6 +29,7 @@ export {
   type CallStatus,
   type CommonCacheOptions,
   cache,
+  currentCacheMode,
   currentSession,
   currentSignal,
   endSession,
@@ -44,6 +49,7 @@ export {
   trackCacheUsage,
   type UnqueuedOptions,
   type WarningReason,
+  withCacheMode,
 } from "./cache/index.js";
 export {
   HASH_HOOK,

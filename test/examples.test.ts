@@ -48,5 +48,9 @@ describe("examples", () => {
     expect(output).toMatch(
       /cleanup: [\d.]+ KiB of state files on disk before clear\(\), 0 files after, 0 items/,
     );
+    // The CI recipe: record through the gateway, then replay with the upstream gone.
+    expect(output).toContain("record: miss, miss; upstream calls 2");
+    expect(output).toContain("replay: hit, hit; upstream calls 0");
+    expect(output).toContain("a new request: 504 cache_miss");
   }, 150_000);
 });

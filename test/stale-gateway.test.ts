@@ -75,6 +75,8 @@ describe("stale-while-revalidate through the gateway", () => {
     for (const answer of stale) {
       expect(answer.response.headers.get("x-infercache")).toBe("stale");
       expect(answer.response.headers.get("age")).toBe("90");
+      // RFC 9211: answered by the cache, 30 s past its freshness.
+      expect(answer.response.headers.get("cache-status")).toBe("infercache; hit; ttl=-30");
       expect(answer.data).toEqual(first.data);
     }
     release();
@@ -87,6 +89,25 @@ describe("stale-while-revalidate through the gateway", () => {
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toContain('infercache_requests_total{route="chat",outcome="stale"} 6');
     expect(metrics).toMatch(/infercache_stale_total 6/);
+  });
+
+  it("refreshes nothing in read-only mode, and replay serves no stale answer", async () => {
+    const { clock, openai } = await start({ ttl: "60s", staleWhileRevalidate: "10m" });
+    const body = chat();
+    await openai.chat.completions.create(body);
+    const before = chats();
+    clock.advance(90_000);
+    const readOnly = await openai.chat.completions
+      .create(body, { headers: { "x-infercache-mode": "read-only" } })
+      .withResponse();
+    expect(readOnly.response.headers.get("x-infercache")).toBe("stale");
+    const replay = openai.chat.completions.create(body, {
+      headers: { "x-infercache-mode": "replay" },
+    });
+    await expect(replay).rejects.toMatchObject({ status: 504, code: "cache_miss" });
+    // Give a refresh, had one started, the time to reach the upstream.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(chats()).toBe(before);
   });
 
   it("takes the window from the request's Cache-Control, and refuses a bad one naming it", async () => {
@@ -147,14 +168,18 @@ describe("stale-if-error through the gateway", () => {
     const first = await openai.chat.completions.create(body);
     failWith(503);
     clock.advance(30_000);
-    expect((await openai.chat.completions.create(body).withResponse()).response.headers.get(
-      "x-infercache",
-    )).toBe("hit");
+    expect(
+      (await openai.chat.completions.create(body).withResponse()).response.headers.get(
+        "x-infercache",
+      ),
+    ).toBe("hit");
     clock.advance(31_000);
     const stale = await openai.chat.completions.create(body).withResponse();
     expect(stale.response.status).toBe(200);
     expect(stale.response.headers.get("x-infercache")).toBe("stale");
     expect(stale.response.headers.get("age")).toBe("61");
+    // The request went upstream, failed, and the stale answer was served: fwd=stale.
+    expect(stale.response.headers.get("cache-status")).toBe("infercache; fwd=stale; ttl=-1");
     expect(stale.data).toEqual(first);
     clock.advance(3_600_000);
     await expect(openai.chat.completions.create(body)).rejects.toMatchObject({ status: 503 });

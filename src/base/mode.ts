@@ -10,7 +10,13 @@
  *   recorded answers, deterministic and free (VCR's and Polly.js's replay).
  * - `record`: serve hits; compute a miss and store it, also where the sampling policy would
  *   bypass the cache (a sampled LLM request), so that `replay` finds every answer it recorded.
+ *
+ * Which mode a call runs in, first given wins: the call's own (`fn.cache.with({ mode })`, a
+ * `Cache` method's `{ mode }`, the `x-infercache-mode` header), then the innermost
+ * `withCacheMode(mode, fn)` around it, then the cache's `mode` option, then `read-write`.
  */
+
+import { AsyncLocalStorage } from "node:async_hooks";
 
 export const CACHE_MODES = ["read-write", "read-only", "refresh", "replay", "record"] as const;
 
@@ -24,6 +30,33 @@ export function modeReads(mode: CacheMode): boolean {
 /** Whether a mode stores what it computes. */
 export function modeWrites(mode: CacheMode): boolean {
   return mode !== "read-only" && mode !== "replay";
+}
+
+/** Whether a mode may run the computation (or call the upstream) on a miss. */
+export function modeComputes(mode: CacheMode): boolean {
+  return mode !== "replay";
+}
+
+const scopes = new AsyncLocalStorage<CacheMode>();
+/**
+ * Whether `withCacheMode` was ever called: until then no call pays for an async-context read
+ * (a cached sync function's hit costs ~50-80 ns, and a store lookup would be a third of it).
+ */
+let scoped = false;
+
+/**
+ * Runs `fn` with `mode` as the mode of every cached call inside it (its async continuations
+ * included), unless a call names its own. For test suites: `withCacheMode("replay", run)`.
+ */
+export function withCacheMode<T>(mode: CacheMode, fn: () => T): T {
+  const checked = parseMode(mode, "mode");
+  scoped = true;
+  return scopes.run(checked, fn);
+}
+
+/** The mode of the innermost `withCacheMode` around the current async context, if any. */
+export function currentCacheMode(): CacheMode | undefined {
+  return scoped ? scopes.getStore() : undefined;
 }
 
 /** The mode named by `value`; `name` is the option or header it came from, for the message. */

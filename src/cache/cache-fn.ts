@@ -11,6 +11,7 @@
  */
 
 import type { Listener } from "../base/emitter.js";
+import { parseMode } from "../base/mode.js";
 import type { Store } from "../store/store.js";
 import { type CallOptions, CallPaths } from "./call-paths.js";
 import { callStream, callStreamSync } from "./call-stream.js";
@@ -228,10 +229,12 @@ export function cache<F extends AnyFunction>(
     key: (...args) => paths.hashOf(undefined, args),
     stats: () => core.stats(),
     on: (type, listener) => core.telemetry.events.on(type, listener),
-    with: (callOptions) =>
-      function (this: unknown, ...args: unknown[]) {
+    with: (callOptions) => {
+      if (callOptions.mode !== undefined) parseMode(callOptions.mode, "mode");
+      return function (this: unknown, ...args: unknown[]) {
         return invoke(this, args, callOptions);
-      },
+      };
+    },
   };
   Object.defineProperty(wrapper, "cache", { value: handle, enumerable: true });
   rememberWrapper(fn, given, wrapper);

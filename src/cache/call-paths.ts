@@ -13,6 +13,7 @@
  * what of the call matters (`key` is called with the same `this`, and its result is the whole key).
  */
 
+import { CacheMissError, type CacheMode } from "../base/mode.js";
 import { HASH_HOOK, UnhashableError } from "../key/index.js";
 import type { Entry, Scope } from "../store/store.js";
 import type { CacheCore } from "./core.js";
@@ -27,8 +28,13 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Filled in with what the call did: hit, miss or coalesced, its key, age and compute time. */
   status?: CallStatus;
-  /** Skip the lookup, compute afresh and store the new result. */
+  /** Skip the lookup, compute afresh and store the new result (the same as `mode: "refresh"`). */
   refresh?: boolean;
+  /**
+   * This call's mode, before `withCacheMode` and the cache's `mode` (see `CommonCacheOptions`).
+   * @default the current `withCacheMode`'s, else the cache's
+   */
+  mode?: CacheMode;
   /** With a `queue`: called with the call's position and ETA while a miss waits. */
   onPosition?: (update: QueuePosition) => void;
 }
@@ -70,6 +76,24 @@ export class CallPaths<F extends object> {
     this.#shouldCache = options.shouldCache as ((result: unknown) => boolean) | undefined;
     this.coalesce = options.coalesce ?? true;
     this.lane = options.lane;
+  }
+
+  /** The mode a call runs in. */
+  modeOf(options: CallOptions | undefined): CacheMode {
+    if (options === undefined) return this.core.modeOf(undefined);
+    return options.refresh === true ? "refresh" : this.core.modeOf(options.mode);
+  }
+
+  /** A replay call found nothing: reported as a miss, and the error that names its key. */
+  replayMiss(
+    key: string,
+    scope: Scope,
+    status: CallStatus | undefined,
+    thisArg: unknown,
+    args: unknown[],
+  ): CacheMissError {
+    this.report("miss", key, scope, undefined, status, thisArg, args);
+    return new CacheMissError(this.core.publicKey(key, () => this.hashOf(thisArg, args)));
   }
 
   /** The store key of a call. @throws UnhashableError, TypeError (an identity on a shared store) */

@@ -8,6 +8,7 @@
  * record is stored once the source finished (never when it threw or every consumer left).
  */
 
+import { type CacheMode, modeWrites } from "../base/mode.js";
 import type { Scope } from "../store/store.js";
 import type { CallOptions, CallPaths } from "./call-paths.js";
 import { runComputation } from "./computation.js";
@@ -29,7 +30,8 @@ export function callStreamSync(
   return (function* () {
     const scope = core.scope();
     const key = paths.keyOf(thisArg, args);
-    if (options?.refresh !== true) {
+    const mode = paths.modeOf(options);
+    if (mode !== "refresh") {
       // This path is chosen only for in-process stores: `sync` is there.
       const entry = core.readSync(core.sync!, key, scope);
       if (entry !== undefined) {
@@ -38,8 +40,9 @@ export function callStreamSync(
         for (const value of record.yields) yield paths.out(value);
         return paths.out(record.returnValue);
       }
+      if (mode === "replay") throw paths.replayMiss(key, scope, options?.status, thisArg, args);
     }
-    return yield* followSync(paths, joinStream(paths, thisArg, args, key, scope, options));
+    return yield* followSync(paths, joinStream(paths, thisArg, args, key, scope, options, mode));
   })();
 }
 
@@ -56,7 +59,8 @@ export function callStream(
     const key = paths.keyOf(thisArg, args);
     const signal = options?.signal;
     signal?.throwIfAborted();
-    if (options?.refresh !== true) {
+    const mode = paths.modeOf(options);
+    if (mode !== "refresh") {
       const entry = await core.readAny(key, scope);
       if (entry !== undefined) {
         paths.report("hit", key, scope, entry, options?.status, thisArg, args);
@@ -67,8 +71,14 @@ export function callStream(
         }
         return paths.out(record.returnValue);
       }
+      // Replay answers from stored records only: never from a computation, not even another's.
+      if (mode === "replay") throw paths.replayMiss(key, scope, options?.status, thisArg, args);
     }
-    return yield* follow(paths, joinStream(paths, thisArg, args, key, scope, options), signal);
+    return yield* follow(
+      paths,
+      joinStream(paths, thisArg, args, key, scope, options, mode),
+      signal,
+    );
   })();
 }
 
@@ -80,9 +90,10 @@ function joinStream(
   key: string,
   scope: Scope,
   options: CallOptions | undefined,
+  mode: CacheMode,
 ): Stream {
   const status = options?.status;
-  if (paths.coalesce && options?.refresh !== true) {
+  if (paths.coalesce && mode !== "refresh") {
     const existing = paths.core.flights.get(FlightTable.id(scope, key));
     if (existing !== undefined) {
       paths.report("coalesced", key, scope, undefined, status, thisArg, args);
@@ -90,7 +101,7 @@ function joinStream(
     }
   }
   paths.report("miss", key, scope, undefined, status, thisArg, args);
-  return startStream(paths, thisArg, args, key, scope);
+  return startStream(paths, thisArg, args, key, scope, modeWrites(mode));
 }
 
 function startStream(
@@ -99,6 +110,7 @@ function startStream(
   args: unknown[],
   key: string,
   scope: Scope,
+  store: boolean,
 ): Stream {
   const core = paths.core;
   const flights = core.flights;
@@ -122,9 +134,10 @@ function startStream(
     },
     step: (signal, step) => runComputation(signal, step),
     complete: (record) => {
-      const written = paths.allows(record.yields)
-        ? core.write(key, scope, core.entry(record, core.clock.now() - started), shown)
-        : undefined;
+      const written =
+        store && paths.allows(record.yields)
+          ? core.write(key, scope, core.entry(record, core.clock.now() - started), shown)
+          : undefined;
       flights.releaseAfter(id, flight, written instanceof Promise ? written : undefined);
     },
     discard: () => flights.release(id, flight),

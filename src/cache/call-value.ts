@@ -13,6 +13,7 @@
  * Neither writes anything: only a computation that succeeds stores a new entry.
  */
 
+import { type CacheMode, modeWrites } from "../base/mode.js";
 import type { Entry, FlightLease, Scope } from "../store/store.js";
 import type { CallOptions, CallPaths } from "./call-paths.js";
 import { runComputation } from "./computation.js";
@@ -40,9 +41,9 @@ export function callSync(
   const scope = core.scope();
   const key = paths.keyOf(thisArg, args);
   const status = options?.status;
-  const refresh = options?.refresh === true;
+  const mode = paths.modeOf(options);
   let fallback: Entry | undefined;
-  if (!refresh) {
+  if (mode !== "refresh") {
     // This path is chosen only for in-process stores: `sync` is there.
     const entry = core.readEntrySync(core.sync!, key, scope);
     if (entry !== undefined) {
@@ -51,13 +52,16 @@ export function callSync(
         paths.report("hit", key, scope, entry, status, thisArg, args);
         return paths.out(entry.value);
       }
-      if (staleMs < core.stale.whileRevalidateMs) {
+      // Replay serves fresh entries only; read-only serves stale ones but refreshes nothing.
+      if (mode !== "replay" && staleMs < core.stale.whileRevalidateMs) {
         paths.report("stale", key, scope, entry, status, thisArg, args, "revalidate");
-        revalidate(paths, thisArg, args, key, scope);
+        if (modeWrites(mode)) revalidate(paths, thisArg, args, key, scope);
         return paths.out(entry.value);
       }
-      if (staleMs < core.stale.ifErrorMs) fallback = entry;
+      if (mode !== "replay" && staleMs < core.stale.ifErrorMs) fallback = entry;
     }
+    // Replay answers from stored entries only: never from a computation, not even another's.
+    if (mode === "replay") throw paths.replayMiss(key, scope, status, thisArg, args);
     if (paths.coalesce) {
       // Only a plain function that returned a promise leaves a flight: join it.
       const flight = core.flights.get(FlightTable.id(scope, key));
@@ -90,11 +94,12 @@ export function callSync(
           written: undefined,
         };
       }
-      return finish(paths, thisArg, args, key, scope, started, value, options, signal);
+      return finish(paths, thisArg, args, key, scope, started, value, options, signal, mode);
     });
   }
   const computeMs = core.clock.now() - started;
   if (status !== undefined) status.computeMs = computeMs;
+  if (!modeWrites(mode)) return result;
   const shown = () => paths.hashOf(thisArg, args);
   const storable = paths.storable(key, scope, result, shown);
   // In-process store: the write is synchronous and never rejects.
@@ -123,9 +128,12 @@ export function callAsync(
   const signal = options?.signal;
   if (signal?.aborted) return Promise.reject(signal.reason);
   const status = options?.status;
-  const refresh = options?.refresh === true;
+  // Never throws: per-call modes are checked by `with()`, scoped ones by `withCacheMode`.
+  const mode = paths.modeOf(options);
+  const refresh = mode === "refresh";
   const sync = core.sync;
   let fallback: Entry | undefined;
+  if (mode === "replay") return replay(paths, thisArg, args, key, scope, status);
   if (!refresh) {
     if (sync !== undefined) {
       const entry = core.readEntrySync(sync, key, scope);
@@ -133,7 +141,7 @@ export function callAsync(
         const use = staleUse(paths, entry);
         if (use !== "fallback" && use !== "none") {
           paths.report(use, key, scope, entry, status, thisArg, args, "revalidate");
-          if (use === "stale") revalidate(paths, thisArg, args, key, scope);
+          if (use === "stale" && modeWrites(mode)) revalidate(paths, thisArg, args, key, scope);
           try {
             return Promise.resolve(paths.out(entry.value));
           } catch (error) {
@@ -160,7 +168,7 @@ export function callAsync(
       const use = entry === undefined ? "none" : staleUse(paths, entry);
       if (use === "hit" || use === "stale") {
         paths.report(use, key, scope, entry, status, thisArg, args, "revalidate");
-        if (use === "stale") revalidate(paths, thisArg, args, key, scope);
+        if (use === "stale" && modeWrites(mode)) revalidate(paths, thisArg, args, key, scope);
         return { result: paths.out((entry as Entry).value), written: undefined };
       }
       if (use === "fallback") fallback = entry;
@@ -198,6 +206,7 @@ export function callAsync(
         result,
         options,
         flightSignal,
+        mode,
       );
       if (lease !== undefined) core.releaseAfter(lease, outcome.written);
       return outcome;
@@ -286,6 +295,7 @@ function revalidate(
           result,
           undefined,
           signal,
+          "read-write",
         );
         // Stay in the table until the entry is written, so no stale read starts another.
         await outcome.written;
@@ -320,18 +330,38 @@ function finish(
   result: unknown,
   options: CallOptions | undefined,
   signal: AbortSignal,
+  mode: CacheMode,
 ): Computed {
   const core = paths.core;
   const computeMs = core.clock.now() - started;
   const status = options?.status;
   if (status !== undefined) status.computeMs = computeMs;
   // Every caller left and the computation was aborted: its result is not kept.
-  if (signal.aborted) return { result, written: undefined };
+  if (signal.aborted || !modeWrites(mode)) return { result, written: undefined };
   const shown = () => paths.hashOf(thisArg, args);
   const storable = paths.storable(key, scope, result, shown);
   if (storable === undefined) return { result, written: undefined };
   const write = core.write(key, scope, core.entry(storable.value, computeMs), shown);
   return { result, written: write instanceof Promise ? write : undefined };
+}
+
+/**
+ * A call in replay mode: the stored entry, or `CacheMissError` — no flight, no cross-process
+ * lock, no computation. A read that fails (a store down) is a miss like any other.
+ */
+async function replay(
+  paths: ValuePaths,
+  thisArg: unknown,
+  args: unknown[],
+  key: string,
+  scope: Scope,
+  status: CallOptions["status"],
+): Promise<unknown> {
+  const core = paths.core;
+  const entry = await core.readAny(key, scope);
+  if (entry === undefined) throw paths.replayMiss(key, scope, status, thisArg, args);
+  paths.report("hit", key, scope, entry, status, thisArg, args);
+  return paths.out(entry.value);
 }
 
 /** Starts a flight running `compute` and joins it. */

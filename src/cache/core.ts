@@ -8,6 +8,7 @@
  */
 
 import type { Clock } from "../base/clock.js";
+import { type CacheMode, currentCacheMode } from "../base/mode.js";
 import { lifetimeTimes, type StaleWindows, staleFor } from "../base/stale.js";
 import { hashKey, shortKey } from "../key/index.js";
 import type {
@@ -42,6 +43,8 @@ export class CacheCore<F extends object = object> implements SessionHolder {
   readonly stale: StaleWindows;
   readonly clock: Clock;
   readonly waitTimeoutMs: number;
+  /** The mode of calls that name none, outside any `withCacheMode`. */
+  readonly mode: CacheMode;
   readonly telemetry: Telemetry;
   /** The computations in flight, joined by identical calls. */
   readonly flights = new FlightTable<F>();
@@ -76,6 +79,7 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     this.stale = resolved.stale;
     this.clock = resolved.clock;
     this.waitTimeoutMs = resolved.waitTimeoutMs;
+    this.mode = resolved.mode;
     this.identityKeys = this.sync !== undefined;
     this.#context = resolved.context;
     this.telemetry = new Telemetry(() => this.clock.now(), what === "new Cache()");
@@ -83,6 +87,11 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     this.#memo = this.sync === undefined ? undefined : new KeyMemo();
     if (this.perSession) registerSessionHolder(this);
     this.#subscribe();
+  }
+
+  /** The mode of a call: its own, else the current `withCacheMode`'s, else this cache's. */
+  modeOf(own: CacheMode | undefined): CacheMode {
+    return own ?? currentCacheMode() ?? this.mode;
   }
 
   /** The scope of the current call: the session's when per-session and inside a session. */

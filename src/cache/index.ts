@@ -1,4 +1,11 @@
 export {
+  CACHE_MODES,
+  CacheMissError,
+  type CacheMode,
+  currentCacheMode,
+  withCacheMode,
+} from "../base/mode.js";
+export {
   type AsyncCachedFunction,
   type CachedFunction,
   type CachedValue,
@@ -12,7 +19,13 @@ export {
   type UnqueuedOptions,
 } from "./cache-fn.js";
 export { currentSignal } from "./computation.js";
-export { Cache, type CacheSetOptions, type PrefixHit, type PrefixKey } from "./manual.js";
+export {
+  Cache,
+  type CacheGetOptions,
+  type CacheSetOptions,
+  type PrefixHit,
+  type PrefixKey,
+} from "./manual.js";
 export type {
   CacheOptions,
   CommonCacheOptions,

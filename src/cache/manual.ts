@@ -12,6 +12,7 @@
 
 import { type Duration, parseDuration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
+import { CacheMissError, type CacheMode, modeWrites, parseMode } from "../base/mode.js";
 import { unpinInPlace } from "../base/unpin.js";
 import { RadixTree, type Sequence } from "../prefix/radix-tree.js";
 import type { Entry, Scope } from "../store/store.js";
@@ -24,9 +25,20 @@ import type { CacheOptions } from "./options.js";
 import { snapshot } from "./snapshot.js";
 import type { CacheEvents, CacheStats, StaleReason } from "./telemetry.js";
 
+export interface CacheGetOptions {
+  /**
+   * This call's mode: `refresh` reads as a miss, `replay` throws `CacheMissError` on a miss (so
+   * the code around it never computes), the others read. @default the current
+   * `withCacheMode`'s, else the cache's `mode`
+   */
+  mode?: CacheMode;
+}
+
 export interface CacheSetOptions {
   /** How long this entry is served: ms or `"10m"`. @default the cache's `ttl` */
   ttl?: Duration;
+  /** This call's mode: `read-only` and `replay` store nothing (`set` resolves to false). */
+  mode?: CacheMode;
 }
 
 /** A key usable with `longestPrefix`: a string, or token ids. */
@@ -70,21 +82,32 @@ export class Cache<F extends object = Record<string, unknown>> {
     return this.#core.namespace;
   }
 
-  /** The stored fields for `key`, or `undefined`. A hit counts as "used cache" in `trackCacheUsage`. */
-  async get(key: unknown): Promise<F | undefined> {
+  /**
+   * The stored fields for `key`, or `undefined`. A hit counts as "used cache" in
+   * `trackCacheUsage`. In `replay` mode a miss throws `CacheMissError`; in `refresh` mode every
+   * `get` is a miss.
+   */
+  async get(key: unknown, options?: CacheGetOptions): Promise<F | undefined> {
     const core = this.#core;
+    const mode = this.#modeOf(options);
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
-    const entry = await core.readAny(storeKey, scope);
+    const entry = mode === "refresh" ? undefined : await core.readAny(storeKey, scope);
     if (entry === undefined) {
       core.telemetry.manualMiss(this.#shown("miss", storeKey, key), scope);
+      if (mode === "replay") {
+        throw new CacheMissError(core.publicKey(storeKey, () => this.#hashOf(key)));
+      }
       return undefined;
     }
     this.#hit(storeKey, key, scope, entry);
     return this.#out(entry.value as F);
   }
 
-  /** Stores `fields` under `key`, replacing what was there. Resolves to whether it was kept. */
+  /**
+   * Stores `fields` under `key`, replacing what was there. Resolves to whether it was kept
+   * (never in `read-only` or `replay` mode).
+   */
   async set(key: unknown, fields: F, options?: CacheSetOptions): Promise<boolean> {
     return this.#set(key, fields, options, undefined);
   }
@@ -98,14 +121,20 @@ export class Cache<F extends object = Record<string, unknown>> {
     compute: () => F | Promise<F>,
     options?: CacheSetOptions & { signal?: AbortSignal },
   ): Promise<F> {
+    // The mode is settled once, so the flight stores (or not) as this call's mode says.
+    const mode = this.#modeOf(options);
+    // Replay: a stored (fresh) entry, else CacheMissError; never a computation.
+    if (mode === "replay") return (await this.get(key, { mode })) as F;
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
     const sync = core.sync;
     const entry =
-      sync !== undefined
-        ? core.readEntrySync(sync, storeKey, scope)
-        : await core.readEntry(storeKey, scope);
+      mode === "refresh"
+        ? undefined
+        : sync !== undefined
+          ? core.readEntrySync(sync, storeKey, scope)
+          : await core.readEntry(storeKey, scope);
     // Stale entries: within `staleWhileRevalidate` they answer and one refresh runs; within
     // `staleIfError` they answer if `compute` fails.
     let fallback: Entry | undefined;
@@ -117,7 +146,7 @@ export class Cache<F extends object = Record<string, unknown>> {
       }
       if (staleMs < core.stale.whileRevalidateMs) {
         this.#stale(storeKey, key, scope, entry, "revalidate");
-        this.#revalidate(key, storeKey, scope, compute, options);
+        if (modeWrites(mode)) this.#revalidate(key, storeKey, scope, compute, options);
         return this.#out(entry.value as F);
       }
       if (staleMs < core.stale.ifErrorMs) fallback = entry;
@@ -125,7 +154,7 @@ export class Cache<F extends object = Record<string, unknown>> {
     core.telemetry.manualMiss(this.#shown("miss", storeKey, key), scope);
     const id = FlightTable.id(scope, storeKey);
     const flights = core.flights;
-    const existing = flights.get(id);
+    const existing = mode === "refresh" ? undefined : flights.get(id);
     if (existing !== undefined) {
       core.telemetry.report(
         "coalesced",
@@ -147,7 +176,9 @@ export class Cache<F extends object = Record<string, unknown>> {
           this.#stale(storeKey, key, scope, fallback, "error");
           return this.#out(fallback.value as F);
         }
-        if (!signal.aborted) await this.#set(key, fields, options, core.clock.now() - started);
+        if (!signal.aborted) {
+          await this.#set(key, fields, { ...options, mode }, core.clock.now() - started);
+        }
         return fields;
       },
       () => flights.release(id, flight),
@@ -280,6 +311,7 @@ export class Cache<F extends object = Record<string, unknown>> {
     }
     const core = this.#core;
     const ttl = options?.ttl === undefined ? undefined : parseDuration(options.ttl, "ttl");
+    if (!modeWrites(this.#modeOf(options))) return false;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
     // Keep our own copy of a token array: the caller may reuse its array. A string key the
@@ -296,6 +328,11 @@ export class Cache<F extends object = Record<string, unknown>> {
     if (stored) this.#index(scope, storeKey, rawKey);
     else this.#unindex(scope, storeKey);
     return stored;
+  }
+
+  #modeOf(options: { mode?: CacheMode | undefined } | undefined): CacheMode {
+    const own = options?.mode;
+    return this.#core.modeOf(own === undefined ? undefined : parseMode(own, "mode"));
   }
 
   #keyOf(key: unknown): string {

@@ -7,6 +7,7 @@
 
 import { type Clock, systemClock } from "../base/clock.js";
 import { type Duration, parseDuration } from "../base/duration.js";
+import { type CacheMode, parseMode } from "../base/mode.js";
 import type { Size } from "../base/size.js";
 import { NO_STALE, type StaleWindows } from "../base/stale.js";
 import { MemoryStore } from "../store/memory.js";
@@ -57,6 +58,15 @@ export interface CommonCacheOptions {
    * @default 30000
    */
   waitTimeoutMs?: number;
+  /**
+   * How calls use the cache: `"read-write"` (serve hits, store misses), `"read-only"` (serve
+   * hits, store nothing), `"refresh"` (always compute, store), `"replay"` (serve hits; a miss
+   * throws `CacheMissError` without computing) or `"record"` (as read-write; in the LLM layer
+   * it also stores sampled requests). A call's own mode (`fn.cache.with({ mode })`) and
+   * `withCacheMode(mode, fn)` around it come first.
+   * @default "read-write"
+   */
+  mode?: CacheMode;
 }
 
 /** Entries in a MemoryStore of this cache's own, bounded by these limits. */
@@ -102,6 +112,7 @@ export interface ResolvedCacheOptions {
   stale: StaleWindows;
   clock: Clock;
   waitTimeoutMs: number;
+  mode: CacheMode;
   /** The hash context every key of this cache carries (its version). */
   context: string;
 }
@@ -168,6 +179,7 @@ export function resolveCacheOptions(
     stale: staleWindows(given, ttl, what),
     clock,
     waitTimeoutMs: given.waitTimeoutMs ?? 30_000,
+    mode: given.mode === undefined ? "read-write" : parseMode(given.mode, "mode"),
     context: version === undefined ? "" : `version=${typeof version}:${version}`,
   };
 }

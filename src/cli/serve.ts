@@ -12,6 +12,7 @@ import {
   GATEWAY_OPTIONS,
   integer,
   keyingOptions,
+  modeOption,
   openSource,
   openStore,
   option,
@@ -43,6 +44,12 @@ bundled tiny test model (models/llama-2-tiny-random.gguf; random weights, gibber
                         itself (its maxmemory)
   --namespace NAME      default gateway
   --shared-cache        share answers between API keys (default: partitioned by API key)
+  --mode MODE           read-write (default), read-only (serve hits, store nothing), refresh
+                        (always ask the upstream, store), replay (serve hits; anything else is
+                        a 504 cache_miss and never reaches the upstream: CI on recorded
+                        answers), record (as read-write, and also store sampled requests)
+                        (env INFERCACHE_MODE); a request may pick its own with the
+                        x-infercache-mode header
   --tenant-secret S     key of the credentials' hash (env INFERCACHE_TENANT_SECRET; default a
                         secret kept in the store, so restarts and other instances keep their hits)
   --admin-token T       enables /admin/* behind "Authorization: Bearer T" (env INFERCACHE_ADMIN_TOKEN)
@@ -160,6 +167,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     "no-state-cache": { type: "boolean" },
     "max-size": { type: "string" },
     "max-memory": { type: "string" },
+    mode: { type: "string" },
   });
   if (values.help === true) {
     process.stdout.write(SERVE_HELP);
@@ -173,8 +181,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     throw new UsageError(
       "--max-queue bounds the calls waiting for an upstream slot: pass --concurrency N too",
     );
+  const mode = modeOption(values, "read-write", undefined, "INFERCACHE_MODE");
   const gatewayOptions = {
     ...keyingOptions(values),
+    mode,
     ...(concurrency > 0 && { upstreamQueue: { concurrency, maxQueue } }),
     bodyLimitBytes: integer(values, "body-limit", 10 * 1024 * 1024, 1),
     firstByteTimeoutMs: integer(values, "first-byte-timeout", 120_000, 1),
@@ -225,7 +235,8 @@ export async function serveCommand(args: string[]): Promise<number> {
     banner(
       url,
       source,
-      `${printableStore(storeSpec)}${describeBounds(bounds)}`,
+      // A CI log should say the gateway is replaying (or not storing), not leave it to be guessed.
+      `${printableStore(storeSpec)}${describeBounds(bounds)}${mode === "read-write" ? "" : `, mode ${mode}`}`,
       "bundled" in sourceOptions && sourceOptions.bundled,
     ),
   );

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { isAbsolute, relative as relativePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { CACHE_MODES, type CacheMode } from "../base/mode.js";
 import { parseSize } from "../base/size.js";
 import type { LlamaEngineOptions } from "../llama/engine.js";
 import type { Store } from "../store/store.js";
@@ -339,4 +340,20 @@ export function keyingOptions(values: Values): {
     sharedCache: values["shared-cache"] === true,
     ...(tenantSecret !== undefined && { tenantSecret }),
   };
+}
+
+/** `--mode` (or `env`), checked against the modes `allowed`; `fallback` without one. */
+export function modeOption(
+  values: Values,
+  fallback: CacheMode,
+  allowed: readonly CacheMode[] = CACHE_MODES,
+  env?: string,
+): CacheMode {
+  const text = option(values, "mode", env);
+  if (text === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(text))
+    throw new UsageError(
+      `Expected --mode to be one of ${allowed.join(", ")}, got \`${text.slice(0, 40)}\``,
+    );
+  return text as CacheMode;
 }

@@ -11,6 +11,7 @@ import {
   GATEWAY_OPTIONS,
   integer,
   keyingOptions,
+  modeOption,
   openSource,
   openStore,
   option,
@@ -37,6 +38,9 @@ of the gateway that will serve them.
                         partitioned gateway, answers are that key's, and need --tenant-secret
   --tenant-secret S     the gateway's tenant secret (env INFERCACHE_TENANT_SECRET)
   --concurrency N       requests at once (default 1)
+  --mode MODE           record (default: store every answer, sampled ones too, so a gateway
+                        in replay mode finds them), refresh (ask the upstream again and
+                        overwrite), read-write (store only what that gateway would)
 `;
 
 interface Line {
@@ -49,7 +53,7 @@ interface Line {
 export async function warmCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { ...GATEWAY_OPTIONS, "api-key": { type: "string" } },
+    { ...GATEWAY_OPTIONS, "api-key": { type: "string" }, mode: { type: "string" } },
     1,
   );
   if (values.help === true) {
@@ -64,6 +68,7 @@ export async function warmCommand(args: string[]): Promise<number> {
       "warm writes a store that outlives it: pass --store sqlite:PATH or redis://…",
     );
   const keying = keyingOptions(values);
+  const mode = modeOption(values, "record", ["record", "refresh", "read-write"]);
   const apiKey = option(values, "api-key", "OPENAI_API_KEY");
   const concurrency = integer(values, "concurrency", 1, 1);
   const sourceOptions = sourceSpec(values);
@@ -96,6 +101,7 @@ export async function warmCommand(args: string[]): Promise<number> {
     ...source.gateway,
     store,
     ...keying,
+    mode,
   });
   const counts = { computed: 0, cached: 0, failed: 0 };
   const failures: string[] = [];

@@ -12,6 +12,7 @@
 import type { Clock } from "../base/clock.js";
 import type { Duration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
+import type { CacheMode } from "../base/mode.js";
 import type { CacheEvents } from "../cache/telemetry.js";
 import type { Store } from "../store/store.js";
 import { type Answer, isByteStream, toWebStream } from "./answer.js";
@@ -62,6 +63,14 @@ export interface CachingFetchOptions extends Deadlines {
   sampling?: SamplingPolicy;
   /** Cache requests with `n > 1`. @default false */
   cacheMultipleChoices?: boolean;
+  /**
+   * The cache mode of requests that name none (`x-infercache-mode`, which is never sent on)
+   * outside any `withCacheMode`: `"read-write"`, `"read-only"`, `"refresh"`, `"replay"` (a
+   * miss is a 504 `cache_miss` answer, and nothing reaches `fetch`) or `"record"` (also stores
+   * sampled requests and `n > 1`).
+   * @default "read-write"
+   */
+  mode?: CacheMode;
   /** Delay between replayed stream events, ms (to look like a live stream). @default 0 */
   replayDelayMs?: number;
   /** The API families to cache. @default `defaultProtocols`: chat, completions, embeddings, Gemini, audio, images, rerank, moderations */
@@ -95,6 +104,7 @@ export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
     version: options.version,
     sampling: options.sampling,
     cacheMultipleChoices: options.cacheMultipleChoices,
+    mode: options.mode,
     replayDelayMs: options.replayDelayMs,
     protocols: options.protocols,
     onResult: options.onResult,
@@ -107,7 +117,10 @@ export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
     ).toUpperCase();
     const url = new URL(input instanceof Request ? input.url : String(input));
     if (method !== "POST" || pipeline.protocolOf(url.pathname) === undefined) {
-      return upstreamFetch(input, init);
+      // Not cached: sent on as it is, except in replay, which never reaches the upstream.
+      const given = init?.headers ?? (input instanceof Request ? input.headers : undefined);
+      const refusal = pipeline.passRefusal(headersOf(new Headers(given)));
+      return refusal === undefined ? upstreamFetch(input, init) : toResponse(refusal);
     }
     const request = new Request(input, init);
     const answer = await pipeline.handle({

@@ -4,6 +4,7 @@
  * twice.
  */
 
+import type { CacheMode } from "../base/mode.js";
 import type { Entry, Scope } from "../store/store.js";
 import type { CacheControl } from "./cache-control.js";
 import type { SamplingPolicy } from "./controls.js";
@@ -29,6 +30,8 @@ interface CallBase {
   startedAt: number;
   /** A background refresh (stale-while-revalidate): not a client's request, not in the metrics. */
   background?: boolean | undefined;
+  /** The cache mode: the request's `x-infercache-mode`, else `withCacheMode`'s, else the pipeline's. */
+  cacheMode: CacheMode;
 }
 
 /** A call of a protocol whose answer is cached whole (chat, completions, …). */

@@ -14,8 +14,9 @@
 import { FlightTable } from "../cache/flight-table.js";
 import type { Entry, FlightLease } from "../store/store.js";
 import type { Answer, ByteStream } from "./answer.js";
+import { cacheStatus, withUpstreamStatus } from "./cache-status.js";
 import type { WholeCall } from "./call.js";
-import { type LlmPipeline, recordOf, responseHeaders } from "./pipeline.js";
+import { cacheMissAnswer, type LlmPipeline, recordOf, responseHeaders } from "./pipeline.js";
 import { type AnswerRecord, NO_USAGE } from "./protocol.js";
 import { cacheHeaders } from "./render.js";
 import { StreamRecorder } from "./stream-recorder.js";
@@ -38,6 +39,9 @@ export class Completion {
   }
 
   async complete(call: WholeCall): Promise<Answer> {
+    // A lookup never hands a replay call over; a caller that does gets the miss, not the upstream.
+    if (call.cacheMode === "replay")
+      return cacheMissAnswer(call.protocol, call.key || undefined, undefined);
     const mode = call.mode;
     if (mode.kind === "bypass") return this.#bypass(call);
     if (mode.kind === "bucket") return this.#fetch(call, mode.key ?? call.key, false, undefined);
@@ -106,11 +110,17 @@ export class Completion {
       pipeline.upstreamRequest(request, request.body, request.signal),
     );
     pipeline.report(call, "bypass", response.status, 0, 0);
-    return {
-      status: response.status,
-      headers: { ...responseHeaders(response.headers), ...cacheHeaders(call, "bypass") },
-      body: response.body,
-    };
+    const headers = { ...responseHeaders(response.headers), ...cacheHeaders(call, "bypass") };
+    headers["cache-status"] = withUpstreamStatus(
+      response.headers["cache-status"],
+      cacheStatus({
+        kind: "forward",
+        fwd: "bypass",
+        status: response.status,
+        detail: call.mode.kind === "bypass" ? call.mode.reason : undefined,
+      }),
+    );
+    return { status: response.status, headers, body: response.body };
   }
 
   /** Calls the upstream for a miss; with `coalesce`, identical calls may join it. */
@@ -164,7 +174,7 @@ export class Completion {
       pipeline.report(call, "miss", response.status, 0, 0);
       return {
         status: response.status,
-        headers: { ...responseHeaders(response.headers), ...cacheHeaders(call, "miss") },
+        headers: missHeaders(call, response, false),
         body: recorder.reader(),
       };
     }
@@ -200,7 +210,7 @@ export class Completion {
       | undefined,
   ): Promise<Answer> {
     const pipeline = this.#pipeline;
-    const headers = { ...responseHeaders(response.headers), ...cacheHeaders(call, "miss") };
+    const headers = missHeaders(call, response, false);
     if (!isOk(response)) {
       // Errors go to the client as they are, never stored.
       flight?.settleRecord(undefined);
@@ -232,6 +242,9 @@ export class Completion {
         ? protocol.record(response.status, contentType, bytes)
         : jsonRecord(protocol, response.status, contentType, bytes.toString("utf8"));
     flight?.settleRecord(record);
+    if (record !== undefined && pipeline.stores(call)) {
+      headers["cache-status"] = missHeaders(call, response, true)["cache-status"] as string;
+    }
     if (record === undefined) {
       if (flight !== undefined) pipeline.settle(flight.id, flight.pending);
     } else {
@@ -302,11 +315,15 @@ export class Completion {
           !recorder.oversize
         ) {
           pipeline.report(call, "coalesced", response.status, 0, 0);
-          return {
-            status: response.status,
-            headers: { ...responseHeaders(response.headers), ...cacheHeaders(call, "coalesced") },
-            body: recorder.reader(),
+          const headers = {
+            ...responseHeaders(response.headers),
+            ...cacheHeaders(call, "coalesced"),
           };
+          headers["cache-status"] = withUpstreamStatus(
+            response.headers["cache-status"],
+            cacheStatus({ kind: "forward", fwd: "uri-miss", collapsed: true }),
+          );
+          return { status: response.status, headers, body: recorder.reader() };
         }
         return this.#fetch(call, call.key, false, undefined);
       }
@@ -336,6 +353,30 @@ export class Completion {
       record === undefined ? undefined : pipeline.render(call, record, undefined, "coalesced");
     return answer ?? this.#fetch(call, call.key, false, undefined);
   }
+}
+
+/** The headers of an answer that went upstream: the upstream's, ours, and `Cache-Status`. */
+function missHeaders(
+  call: WholeCall,
+  response: UpstreamResponse,
+  stored: boolean,
+): Record<string, string> {
+  const headers = { ...responseHeaders(response.headers), ...cacheHeaders(call, "miss") };
+  const mode = call.mode;
+  // Forwarded because the request said so (no-cache, max-age=0, mode refresh), or a plain miss.
+  const asked =
+    mode.kind === "refresh" ||
+    (mode.kind === "bucket" && (call.control.noCache || call.cacheMode === "refresh"));
+  headers["cache-status"] = withUpstreamStatus(
+    response.headers["cache-status"],
+    cacheStatus({
+      kind: "forward",
+      fwd: asked ? "request" : "uri-miss",
+      status: response.status,
+      stored,
+    }),
+  );
+  return headers;
 }
 
 /**

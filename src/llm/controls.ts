@@ -6,8 +6,12 @@
  * - `x-infercache-sampling: cache | bypass | bucket=N` — the policy for sampled requests;
  *   N from 1 to `MAX_BUCKET` (keeping N answers means N store reads per request).
  * - `x-session-id: ID` (or the `infercache-session` cookie) — a private session.
+ * - `x-infercache-mode: read-write | read-only | refresh | replay | record` — this request's
+ *   cache mode (`base/mode.ts`), over the gateway's or `cachingFetch`'s. Like every
+ *   `x-infercache-*` header it is never forwarded and never part of a key.
  */
 
+import { CACHE_MODES, type CacheMode } from "../base/mode.js";
 import { header, type RawHeaders, RequestError } from "./protocol.js";
 
 /** What to do with sampled requests (temperature > 0, no seed). */
@@ -21,6 +25,7 @@ const SESSION = /^[A-Za-z0-9._~:@+=/-]{1,128}$/;
 export const NAMESPACE_HEADER = "x-infercache-namespace";
 export const SAMPLING_HEADER = "x-infercache-sampling";
 export const SESSION_HEADER = "x-session-id";
+export const MODE_HEADER = "x-infercache-mode";
 export const SESSION_COOKIE = "infercache-session";
 
 /** Checks a sampling policy given as an option. @throws TypeError */
@@ -55,6 +60,18 @@ export function samplingOf(headers: RawHeaders): SamplingPolicy | undefined {
     );
   }
   return { bucket: size };
+}
+
+/** The mode header's value, or `undefined` without one. @throws RequestError */
+export function modeHeaderOf(headers: RawHeaders): CacheMode | undefined {
+  const value = header(headers, MODE_HEADER);
+  if (value === undefined) return undefined;
+  const text = value.trim().toLowerCase();
+  if ((CACHE_MODES as readonly string[]).includes(text)) return text as CacheMode;
+  throw new RequestError(
+    400,
+    `${MODE_HEADER} must be one of ${CACHE_MODES.map((mode) => `"${mode}"`).join(", ")}`,
+  );
 }
 
 /** The namespace header's value, or `undefined`. @throws RequestError */

@@ -12,8 +12,9 @@
 import { FlightTable } from "../cache/flight-table.js";
 import type { Entry } from "../store/store.js";
 import type { Answer } from "./answer.js";
+import { cacheStatus, withUpstreamStatus } from "./cache-status.js";
 import type { ItemCall, Outcome } from "./call.js";
-import { type LlmPipeline, responseHeaders } from "./pipeline.js";
+import { cacheMissAnswer, type LlmPipeline, responseHeaders } from "./pipeline.js";
 
 /** What is stored per item: its result as the upstream encoded it, and its share of tokens. */
 interface ItemRecord {
@@ -27,15 +28,31 @@ type ItemFlight = Promise<ItemRecord | undefined>;
 export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Promise<Answer> {
   const { parsed, protocol, keys } = call;
   const request = call.request;
+  const replay = call.cacheMode === "replay";
   if (parsed.bypass !== undefined || parsed.items.length === 0) {
+    if (replay) {
+      const answer = cacheMissAnswer(protocol, undefined, "this request is never cached");
+      pipeline.report(call, "miss", answer.status, 0, 0);
+      return answer;
+    }
     const answer = await pipeline.forward(request);
     pipeline.report(call, "bypass", answer.status, 0, 0);
     answer.headers["x-infercache"] = "bypass";
+    answer.headers["cache-status"] = withUpstreamStatus(
+      answer.headers["cache-status"],
+      cacheStatus({
+        kind: "forward",
+        fwd: "bypass",
+        status: answer.status,
+        detail: parsed.bypass ?? "no inputs",
+      }),
+    );
     return answer;
   }
   const telemetry = pipeline.core.telemetry;
   const table = pipeline.itemFlights as FlightTable<ItemFlight>;
-  const noCache = call.control.noCache || call.control.acceptAgeMs === 0;
+  const noCache =
+    call.control.noCache || call.control.acceptAgeMs === 0 || call.cacheMode === "refresh";
   const entries: (Entry | undefined)[] = noCache
     ? keys.map(() => undefined)
     : await Promise.all(keys.map((key) => pipeline.read(key, call)));
@@ -47,7 +64,8 @@ export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Prom
   const missing: number[] = [];
   for (const [i, key] of keys.entries()) {
     if (results[i] !== undefined) continue;
-    const inFlight = noCache ? undefined : table.get(FlightTable.id(call.scope, key));
+    // Replay answers from stored items only, never from another request's upstream call.
+    const inFlight = noCache || replay ? undefined : table.get(FlightTable.id(call.scope, key));
     if (inFlight === undefined) {
       missing.push(i);
       continue;
@@ -59,14 +77,33 @@ export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Prom
       }),
     );
   }
+  if (missing.length > 0 && replay) {
+    for (const i of missing)
+      telemetry.report("miss", keys[i] as string, call.scope, undefined, undefined);
+    const first = keys[missing[0] as number] as string;
+    const answer = cacheMissAnswer(
+      protocol,
+      first,
+      missing.length === 1
+        ? undefined
+        : `${missing.length} of ${keys.length} inputs were never recorded, the first`,
+    );
+    pipeline.report(call, "miss", answer.status, 0, 0);
+    return answer;
+  }
   if (missing.length > 0 && call.control.onlyIfCached) {
     return {
       status: 504,
-      headers: { "content-type": "application/json", "x-infercache": "miss" },
+      headers: {
+        "content-type": "application/json",
+        "x-infercache": "miss",
+        "cache-status": cacheStatus({ kind: "not-forwarded", detail: "only-if-cached" }),
+      },
       body: protocol.errorBody(504, "not in the cache, and the request says only-if-cached"),
     };
   }
   let usage: unknown;
+  let upstreamStatus: { status: number; cacheStatus: string | string[] | undefined } | undefined;
   if (missing.length > 0) {
     for (const i of missing)
       telemetry.report("miss", keys[i] as string, call.scope, undefined, undefined);
@@ -91,7 +128,7 @@ export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Prom
         pipeline.report(call, "miss", response.status, 0, 0);
         return {
           status: response.status,
-          headers: { ...responseHeaders(response.headers), "x-infercache": "miss" },
+          headers: forwarded(responseHeaders(response.headers), response, "miss", call),
           body: response.body,
         };
       }
@@ -105,10 +142,11 @@ export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Prom
         pipeline.report(call, "miss", response.status, 0, 0);
         return {
           status: response.status,
-          headers: { ...responseHeaders(response.headers), "x-infercache": "miss" },
+          headers: forwarded(responseHeaders(response.headers), response, "miss", call),
           body: bytes,
         };
       }
+      upstreamStatus = { status: response.status, cacheStatus: response.headers["cache-status"] };
       usage = protocol.rawUsage(text);
       const perItem = Math.round(protocol.usage(text).total / missing.length);
       records = split.map((result) => ({ protocol: protocol.name, result, tokens: perItem }));
@@ -127,6 +165,10 @@ export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Prom
     const answer = await pipeline.forward(request);
     pipeline.report(call, "miss", answer.status, 0, 0);
     answer.headers["x-infercache"] = "miss";
+    answer.headers["cache-status"] = withUpstreamStatus(
+      answer.headers["cache-status"],
+      cacheStatus({ kind: "forward", fwd: "uri-miss", status: answer.status }),
+    );
     return answer;
   }
   let savedMs = 0;
@@ -150,6 +192,21 @@ export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Prom
     usage,
   );
   pipeline.report(call, outcome, 200, savedMs, savedTokens);
+  const status =
+    upstreamStatus === undefined
+      ? outcome === "hit"
+        ? cacheStatus({ kind: "hit" })
+        : cacheStatus({ kind: "forward", fwd: "uri-miss", collapsed: true })
+      : withUpstreamStatus(
+          upstreamStatus.cacheStatus,
+          cacheStatus({
+            kind: "forward",
+            fwd: outcome === "partial" ? "partial" : noCache ? "request" : "uri-miss",
+            status: upstreamStatus.status,
+            stored: pipeline.stores(call),
+            collapsed: joinedAt.length > 0,
+          }),
+        );
   return {
     status: 200,
     headers: {
@@ -157,9 +214,31 @@ export async function completeItems(pipeline: LlmPipeline, call: ItemCall): Prom
       "x-infercache": outcome,
       "x-infercache-hits": `${served}/${keys.length}`,
       "server-timing": `cache;desc="${outcome}";dur=${(performance.now() - call.started).toFixed(3)}`,
+      "cache-status": status,
     },
     body,
   };
+}
+
+/** Headers of an answer passed on from the upstream as it came, with what the cache did. */
+function forwarded(
+  headers: Record<string, string>,
+  response: { status: number; headers: Record<string, string | string[] | undefined> },
+  outcome: Outcome,
+  call: ItemCall,
+): Record<string, string> {
+  const noCache =
+    call.control.noCache || call.control.acceptAgeMs === 0 || call.cacheMode === "refresh";
+  headers["x-infercache"] = outcome;
+  headers["cache-status"] = withUpstreamStatus(
+    response.headers["cache-status"],
+    cacheStatus({
+      kind: "forward",
+      fwd: noCache ? "request" : "uri-miss",
+      status: response.status,
+    }),
+  );
+  return headers;
 }
 
 function recordOf(entry: Entry | undefined, protocol: string): ItemRecord | undefined {

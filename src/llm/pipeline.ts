@@ -25,6 +25,13 @@
 
 import type { Clock } from "../base/clock.js";
 import { type Duration, parseDuration } from "../base/duration.js";
+import {
+  CacheMissError,
+  type CacheMode,
+  currentCacheMode,
+  modeWrites,
+  parseMode,
+} from "../base/mode.js";
 import type { StaleWindows } from "../base/stale.js";
 import { positiveInteger } from "../base/validate.js";
 import { CacheCore } from "../cache/core.js";
@@ -34,10 +41,12 @@ import { hashKey } from "../key/hash-key.js";
 import type { Entry, FlightLease, Scope, Store } from "../store/store.js";
 import { type Answer, isByteStream } from "./answer.js";
 import { type CacheControl, parseCacheControl } from "./cache-control.js";
+import { cacheStatus } from "./cache-status.js";
 import type { Call, CallMode, LlmResult, Outcome, WholeCall } from "./call.js";
 import { Completion, type Pending } from "./completion.js";
 import {
   checkPolicy,
+  modeHeaderOf,
   namespaceOf,
   type SamplingPolicy,
   SESSION_COOKIE,
@@ -56,6 +65,7 @@ import {
 } from "./protocol.js";
 import type { ItemizedProtocol } from "./protocols/embeddings.js";
 import { defaultProtocols } from "./protocols/index.js";
+import { openaiError } from "./protocols/openai.js";
 import { renderRecord } from "./render.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
 
@@ -90,6 +100,12 @@ export interface PipelineOptions {
   cacheMultipleChoices?: boolean | undefined;
   /** Delay between replayed stream events, ms (to look like a live stream). @default 0 */
   replayDelayMs?: number | undefined;
+  /**
+   * The cache mode of requests without an `x-infercache-mode` header (see `base/mode.ts`):
+   * `replay` never calls the upstream, `record` also stores sampled requests and `n > 1`.
+   * @default "read-write"
+   */
+  mode?: CacheMode | undefined;
   /** Called after every cacheable request with what happened (metrics, dashboards). */
   onResult?: ((result: LlmResult) => void) | undefined;
   /**
@@ -123,6 +139,7 @@ export class LlmPipeline {
   readonly options: PipelineOptions;
   readonly upstream: Upstream;
   readonly sampling: SamplingPolicy;
+  readonly mode: CacheMode;
   readonly #protocols: (Protocol | ItemizedProtocol)[];
   readonly #memo = new KeyMemo();
   readonly #completion: Completion;
@@ -141,6 +158,7 @@ export class LlmPipeline {
     this.options = options;
     this.upstream = options.upstream;
     this.sampling = checkPolicy(options.sampling ?? "cache", "sampling");
+    this.mode = options.mode === undefined ? "read-write" : parseMode(options.mode, "mode");
     this.maxRecordBytes = positiveInteger(
       options.maxRecordBytes ?? 32 * 1024 * 1024,
       "maxRecordBytes",
@@ -204,7 +222,10 @@ export class LlmPipeline {
   /** Looks a request up: one parse, one key, one store read. */
   async lookup(request: LlmRequest): Promise<Lookup> {
     const protocol = request.method === "POST" ? this.protocolOf(request.url.pathname) : undefined;
-    if (protocol === undefined) return { kind: "pass" };
+    if (protocol === undefined) {
+      const refusal = this.passRefusal(request.headers);
+      return refusal === undefined ? { kind: "pass" } : { kind: "answer", answer: refusal };
+    }
     let call: Call;
     try {
       call = this.#call(request, protocol);
@@ -216,6 +237,38 @@ export class LlmPipeline {
     }
     if (call.itemized) return { kind: "miss", call };
     return this.#lookupWhole(call);
+  }
+
+  /**
+   * The mode of a request (its header, else `withCacheMode`'s, else the pipeline's).
+   * @throws RequestError for a header naming no mode
+   */
+  modeOf(headers: LlmRequest["headers"]): CacheMode {
+    return modeHeaderOf(headers) ?? currentCacheMode() ?? this.mode;
+  }
+
+  /**
+   * What answers a request the cache does not handle (another route, GET): nothing in most
+   * modes — it is forwarded — but in `replay` nothing reaches the upstream, so a cache_miss.
+   */
+  passRefusal(headers: LlmRequest["headers"]): Answer | undefined {
+    let mode: CacheMode;
+    try {
+      mode = this.modeOf(headers);
+    } catch (error) {
+      if (error instanceof RequestError)
+        return errorAnswer(OPENAI_SHAPE, error.status, error.message);
+      throw error;
+    }
+    return mode === "replay"
+      ? cacheMissAnswer(OPENAI_SHAPE, undefined, "this route is not cached")
+      : undefined;
+  }
+
+  /** Whether a call's answer may be stored: its mode and its `Cache-Control` allow it. */
+  stores(call: Call): boolean {
+    const control = call.control;
+    return modeWrites(call.cacheMode) && !control.noStore && control.ttlMs !== 0;
   }
 
   /**
@@ -254,6 +307,12 @@ export class LlmPipeline {
     const answer = this.render(call, record, entry, "stale");
     if (answer !== undefined) {
       this.core.telemetry.report("stale", call.key, call.scope, entry, undefined, reason);
+      // The request went upstream and failed: RFC 9211's fwd=stale, with the stale freshness.
+      if (reason === "error") {
+        const now = this.core.clock.now();
+        const ttlMs = Math.min(0, (entry.staleAt ?? entry.expiresAt ?? now) - now);
+        answer.headers["cache-status"] = cacheStatus({ kind: "forward", fwd: "stale", ttlMs });
+      }
     }
     return answer;
   }
@@ -392,7 +451,7 @@ export class LlmPipeline {
   /** Stores a value for a call unless its controls say not to. */
   async write(call: Call, key: string, value: unknown): Promise<void> {
     const control = call.control;
-    if (control.noStore || control.ttlMs === 0) return;
+    if (!this.stores(call)) return;
     const core = this.core;
     // A client may ask for a shorter life than the operator's ttl, never a longer one.
     const ttl =
@@ -469,14 +528,26 @@ export class LlmPipeline {
 
   async #lookupWhole(call: WholeCall): Promise<Lookup> {
     const mode = call.mode;
+    const replay = call.cacheMode === "replay";
     if (mode.kind === "bypass" || mode.kind === "refresh") {
-      // Nothing stored may answer these: with only-if-cached there is no answer at all.
+      // Nothing stored may answer these: with only-if-cached or replay there is no answer at all.
+      if (replay) {
+        return {
+          kind: "answer",
+          answer: this.#replayMiss(
+            call,
+            mode.kind === "bypass"
+              ? `this request is never cached (${mode.reason})`
+              : "the request asks for a fresh answer (Cache-Control no-cache or max-age=0)",
+          ),
+        };
+      }
       if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
       return { kind: "miss", call };
     }
     if (mode.kind === "bucket") {
       // A refresh writes the first slot of the bucket; otherwise fill or serve the bucket.
-      if (call.control.noCache) {
+      if (call.control.noCache || call.cacheMode === "refresh") {
         return { kind: "miss", call: { ...call, mode: { ...mode, key: `${call.key}:bucket:0` } } };
       }
       return this.#lookupBucket(call, mode.size);
@@ -490,10 +561,13 @@ export class LlmPipeline {
         if (answer !== undefined) return { kind: "hit", answer };
       } else {
         const windows = this.windowsOf(call);
-        if (staleMs < windows.whileRevalidateMs) {
+        // Replay serves fresh answers only; read-only serves stale ones but refreshes nothing.
+        if (replay) {
+          // falls through to the replay miss below
+        } else if (staleMs < windows.whileRevalidateMs) {
           const answer = this.#staleAnswer(call, record, entry, "revalidate");
           if (answer !== undefined) {
-            this.#revalidate(call);
+            if (modeWrites(call.cacheMode)) this.#revalidate(call);
             return { kind: "hit", answer };
           }
         } else if (staleMs < windows.ifErrorMs) {
@@ -501,8 +575,19 @@ export class LlmPipeline {
         }
       }
     }
+    if (replay) return { kind: "answer", answer: this.#replayMiss(call, undefined) };
     if (call.control.onlyIfCached) return { kind: "answer", answer: notCached(call) };
     return { kind: "miss", call: stale === undefined ? call : { ...call, stale } };
+  }
+
+  /** A whole call in replay mode found nothing it may serve: reported as a miss, answered 504. */
+  #replayMiss(call: WholeCall, reason: string | undefined): Answer {
+    const key = call.key === "" ? undefined : call.key;
+    if (key !== undefined)
+      this.core.telemetry.report("miss", key, call.scope, undefined, undefined);
+    const answer = cacheMissAnswer(call.protocol, key, reason);
+    this.report(call, "miss", answer.status, 0, 0);
+    return answer;
   }
 
   /** A sampled call with a bucket of N answers: served at random once the bucket is full. */
@@ -537,6 +622,7 @@ export class LlmPipeline {
     const session = sessionOf(headers);
     const tenant = this.options.tenant?.(request);
     const sampling = samplingOf(headers);
+    const cacheMode = this.modeOf(headers);
     // A session is private to its tenant: another tenant's session of the same id is another.
     // (Objects here are written out whole: in V8 `{ ...a, b }` costs ~0.7 µs, a literal ~0.01.)
     const scope: Scope =
@@ -558,6 +644,7 @@ export class LlmPipeline {
         tenant,
         started,
         startedAt,
+        cacheMode,
         itemized: true,
         protocol,
         parsed,
@@ -593,6 +680,7 @@ export class LlmPipeline {
       tenant,
       started,
       startedAt,
+      cacheMode,
       itemized: false,
       protocol,
       parsed: known.parsed,
@@ -644,15 +732,19 @@ export class LlmPipeline {
   #modeOf(call: WholeCall, control: CacheControl, sampling: SamplingPolicy | undefined): CallMode {
     const parsed: ParsedCall = call.parsed;
     if (parsed.bypass !== undefined) return { kind: "bypass", reason: parsed.bypass };
-    if ((parsed.choices ?? 1) > 1 && this.options.cacheMultipleChoices !== true) {
+    // Record keeps one answer of whatever the policies would not keep, and replay reads it there.
+    const keepsAll = call.cacheMode === "record" || call.cacheMode === "replay";
+    if ((parsed.choices ?? 1) > 1 && this.options.cacheMultipleChoices !== true && !keepsAll) {
       return { kind: "bypass", reason: "n > 1" };
     }
-    if (parsed.sampled) {
+    if (parsed.sampled && !keepsAll) {
       const policy = sampling ?? this.sampling;
       if (policy === "bypass") return { kind: "bypass", reason: "sampled" };
       if (typeof policy === "object") return { kind: "bucket", size: policy.bucket };
     }
-    if (control.noCache || control.acceptAgeMs === 0) return { kind: "refresh" };
+    if (control.noCache || control.acceptAgeMs === 0 || call.cacheMode === "refresh") {
+      return { kind: "refresh" };
+    }
     return { kind: "cache" };
   }
 }
@@ -684,7 +776,63 @@ function notCached(call: WholeCall): Answer {
     "not in the cache, and the request says only-if-cached",
   );
   answer.headers["x-infercache"] = "miss";
+  answer.headers["cache-status"] = cacheStatus({ kind: "not-forwarded", detail: "only-if-cached" });
   return answer;
+}
+
+/** The error shape of routes no protocol answers (the gateway's own errors are OpenAI's). */
+const OPENAI_SHAPE = { errorBody: openaiError };
+
+/**
+ * The answer to a replay miss, in the protocol's own error shape with `cache_miss` as its
+ * code/type: 504, as for `only-if-cached` (RFC 9111 §5.2.1.7: the cache cannot answer and will
+ * not ask), with `x-should-retry: false` so the OpenAI and Anthropic SDKs fail at once instead
+ * of retrying a miss that cannot turn into a hit. `key` names what was not recorded.
+ */
+export function cacheMissAnswer(
+  protocol: { errorBody(status: number, message: string): string },
+  key: string | undefined,
+  reason: string | undefined,
+): Answer {
+  const message =
+    key !== undefined && reason === undefined
+      ? new CacheMissError(key).message
+      : `infercache: cache_miss: ${reason ?? "nothing recorded"}${key === undefined ? "" : ` (key ${key})`}, and the mode is "replay", which never calls the upstream; use another mode for it`;
+  const answer = errorAnswer(protocol, 504, message);
+  answer.body = withErrorCode(answer.body as string, "cache_miss");
+  answer.headers["x-infercache"] = "miss";
+  if (key !== undefined) answer.headers["x-infercache-key"] = key;
+  answer.headers["x-should-retry"] = "false";
+  answer.headers["cache-status"] = cacheStatus({ kind: "not-forwarded", detail: "cache-miss" });
+  return answer;
+}
+
+/**
+ * `body` (a protocol's error) with `code` where that shape keeps one: OpenAI's `code` and
+ * `type`, Anthropic's `type`, and for Google's numeric `code` an `ErrorInfo` detail.
+ */
+function withErrorCode(body: string, code: string): string {
+  let parsed: { error?: Record<string, unknown> };
+  try {
+    parsed = JSON.parse(body) as { error?: Record<string, unknown> };
+  } catch {
+    return body;
+  }
+  const error = parsed.error;
+  if (typeof error !== "object" || error === null) return body;
+  if (typeof error.code === "number") {
+    error.details = [
+      {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        reason: code.toUpperCase(),
+        domain: "infercache",
+      },
+    ];
+  } else {
+    if ("code" in error) error.code = code;
+    if ("type" in error) error.type = code;
+  }
+  return JSON.stringify(parsed);
 }
 
 /** Response headers from upstream that a client gets, minus the connection's. */

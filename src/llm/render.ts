@@ -10,6 +10,7 @@
 
 import type { Entry } from "../store/store.js";
 import { type Answer, eventStream } from "./answer.js";
+import { cacheStatus } from "./cache-status.js";
 import type { Outcome, WholeCall } from "./call.js";
 import type { LlmPipeline } from "./pipeline.js";
 import type { AnswerRecord } from "./protocol.js";
@@ -24,11 +25,21 @@ export function renderRecord(
 ): Answer | undefined {
   const stream = call.parsed.stream;
   const headers = cacheHeaders(call, outcome);
+  const now = pipeline.core.clock.now();
   if (entry !== undefined) {
-    headers.age = String(
-      Math.max(0, Math.floor((pipeline.core.clock.now() - entry.createdAt) / 1000)),
-    );
+    headers.age = String(Math.max(0, Math.floor((now - entry.createdAt) / 1000)));
   }
+  // Freshness left: until `staleAt` where the entry may be served stale, else its expiry.
+  const freshUntil = entry?.staleAt ?? entry?.expiresAt;
+  const ttlMs = freshUntil === undefined ? undefined : freshUntil - now;
+  headers["cache-status"] =
+    outcome === "hit"
+      ? cacheStatus({ kind: "hit", ttlMs })
+      : outcome === "stale"
+        ? // Served stale without going upstream (a stale-if-error answer is marked by the pipeline).
+          cacheStatus({ kind: "stale", ttlMs: Math.min(0, ttlMs ?? 0) })
+        : // Served from another request's upstream call (here, or another process's through the store).
+          cacheStatus({ kind: "forward", fwd: "uri-miss", collapsed: true });
   headers["x-infercache-saved-tokens"] = String(record.usage.total);
   headers["server-timing"] =
     `cache;desc="${outcome}";dur=${(performance.now() - call.started).toFixed(3)}, upstream;desc="recorded";dur=${(entry?.computeMs ?? 0).toFixed(1)}`;

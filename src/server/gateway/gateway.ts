@@ -18,6 +18,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../../base/clock.js";
 import type { Duration } from "../../base/duration.js";
+import type { CacheMode } from "../../base/mode.js";
 import { nonNegativeInteger } from "../../base/validate.js";
 import type { Answer } from "../../llm/answer.js";
 import type { LlmResult } from "../../llm/call.js";
@@ -115,6 +116,15 @@ export interface GatewayOptions extends Deadlines {
    * @default "cache"
    */
   sampling?: SamplingPolicy;
+  /**
+   * The cache mode of requests without an `x-infercache-mode` header: `"read-write"`,
+   * `"read-only"` (serve hits, store nothing), `"refresh"` (always ask the upstream, store),
+   * `"replay"` (serve hits; anything else is a 504 `cache_miss` and never reaches the
+   * upstream — for test suites on recorded answers) or `"record"` (as read-write, and also
+   * store sampled requests and `n > 1`, so that replay finds them).
+   * @default "read-write"
+   */
+  mode?: CacheMode;
 }
 
 export interface Gateway {
@@ -171,6 +181,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     staleIfError: options.staleIfError,
     clock: options.clock,
     sampling: options.sampling,
+    mode: options.mode,
     protocols: options.protocols,
     ...(options.sharedCache !== true && {
       tenant: (request: LlmRequest) => (tenants as Tenants).of(request),
