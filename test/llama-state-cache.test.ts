@@ -173,6 +173,8 @@ describe("state tiers on disk", () => {
     try {
       for (let i = 0; i < 5; i++) await complete(engine, prompt(10 + i));
       await complete(engine, "user: reset\nassistant:");
+      // The last answer's state is saved after the answer: count files once that save is done.
+      await engine.onIdle();
       const cache = engine.stateCache;
       expect(cache?.spilled).toBeGreaterThan(0);
       expect(cache?.prefixes.bytes).toBeLessThanOrEqual(24 * 1024);
