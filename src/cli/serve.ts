@@ -7,6 +7,8 @@ import {
   DEFAULT_BOUNDS,
   DEFAULT_STORE,
   describeBounds,
+  ENCRYPTION_HELP,
+  encryptionKeys,
   formatBytes,
   GATEWAY_OPTIONS,
   integer,
@@ -41,6 +43,7 @@ bundled tiny test model (models/llama-2-tiny-random.gguf; random weights, gibber
                         (default ${formatBytes(DEFAULT_BOUNDS.memory.maxMemory)} for memory, ${formatBytes(DEFAULT_BOUNDS.sqlite.maxMemory)} for SQLite); Redis bounds
                         itself (its maxmemory)
   --namespace NAME      default gateway
+${ENCRYPTION_HELP}
   --shared-cache        share answers between API keys (default: partitioned by API key)
   --tenant-secret S     key of the credentials' hash (env INFERCACHE_TENANT_SECRET; default a
                         secret kept in the store, so restarts and other instances keep their hits)
@@ -149,7 +152,13 @@ export async function serveCommand(args: string[]): Promise<number> {
   const storeSpec = option(values, "store") ?? DEFAULT_STORE;
   const bounds = storeBounds(values, storeSpec);
   const host = option(values, "host") ?? "127.0.0.1";
-  const store = await openStore(storeSpec, { bounds, create: true, memoryWouldDo: true });
+  const encryption = encryptionKeys(values);
+  const store = await openStore(storeSpec, {
+    bounds,
+    create: true,
+    memoryWouldDo: true,
+    encryption,
+  });
   let source: Awaited<ReturnType<typeof openSource>>;
   try {
     source = await openSource(
@@ -181,7 +190,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     banner(
       url,
       source,
-      `${printableStore(storeSpec)}${describeBounds(bounds)}`,
+      `${printableStore(storeSpec)}${describeBounds(bounds)}${encryption === undefined ? "" : ", sealed"}`,
       "bundled" in sourceOptions && sourceOptions.bundled,
     ),
   );
