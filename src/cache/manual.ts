@@ -20,6 +20,7 @@ import { CacheCore } from "./core.js";
 import { Flight } from "./flight.js";
 import { FlightTable } from "./flight-table.js";
 import { isPrimitive } from "./function-kind.js";
+import { applyArgumentHooks, checkArgumentHooks } from "./hooks.js";
 import type { CacheOptions } from "./options.js";
 import { snapshot } from "./snapshot.js";
 import type { CacheEvents, CacheStats } from "./telemetry.js";
@@ -27,6 +28,21 @@ import type { CacheEvents, CacheStats } from "./telemetry.js";
 export interface CacheSetOptions {
   /** How long this entry is served: ms or `"10m"`. @default the cache's `ttl` */
   ttl?: Duration;
+}
+
+/** The hooks of a manual `Cache`, on the key each method is given. */
+export interface CacheKeyHooks {
+  /**
+   * The key to use instead of the one given, for every method (the stored raw key, `keys()` and
+   * `longestPrefix` see it too). Keys that redact alike share one entry. Synchronous; runs
+   * after `noStore`. A hook that throws fails the call (`HookError`).
+   */
+  redact?: (key: unknown) => unknown;
+  /**
+   * `true`: this key bypasses the cache: `get` and `has` find nothing, `set` stores nothing
+   * (resolves `false`), `getOrSet` computes without reading or storing. Sees the key as given.
+   */
+  noStore?: (key: unknown) => boolean;
 }
 
 /** A key usable with `longestPrefix`: a string, or token ids. */
@@ -58,8 +74,20 @@ export class Cache<F extends object = Record<string, unknown>> {
   readonly #core: CacheCore<Flight<unknown>>;
   /** Prefix indexes per scope ("" = shared entries), built on first `longestPrefix`. */
   readonly #indexes = new Map<string, ScopeIndex>();
+  readonly #hooks:
+    | { redact?: (...args: never[]) => unknown[]; noStore?: (...args: never[]) => boolean }
+    | undefined;
 
-  constructor(options: CacheOptions = {}) {
+  constructor(options: CacheOptions & CacheKeyHooks = {}) {
+    checkArgumentHooks(options as Parameters<typeof checkArgumentHooks>[0], "new Cache()");
+    const { redact, noStore } = options;
+    this.#hooks =
+      redact === undefined && noStore === undefined
+        ? undefined
+        : {
+            ...(redact !== undefined && { redact: (key: unknown) => [redact(key)] }),
+            ...(noStore !== undefined && { noStore }),
+          };
     this.#core = new CacheCore(options, "new Cache()", undefined);
     this.#core.onEvict((event) => this.#unindex(event.scope, event.key));
     this.#core.onSessionCleared((id) => this.#indexes.delete(id));
@@ -71,21 +99,15 @@ export class Cache<F extends object = Record<string, unknown>> {
   }
 
   /** The stored fields for `key`, or `undefined`. A hit counts as "used cache" in `trackCacheUsage`. */
-  async get(key: unknown): Promise<F | undefined> {
-    const core = this.#core;
-    const scope = core.scope();
-    const storeKey = this.#keyOf(key);
-    const entry = await core.readAny(storeKey, scope);
-    if (entry === undefined) {
-      core.telemetry.manualMiss(this.#shown("miss", storeKey, key), scope);
-      return undefined;
-    }
-    this.#hit(storeKey, key, scope, entry);
-    return this.#out(entry.value as F);
+  async get(given: unknown): Promise<F | undefined> {
+    const { key, bypass } = this.#hooked(given);
+    return bypass ? undefined : this.#get(key);
   }
 
   /** Stores `fields` under `key`, replacing what was there. Resolves to whether it was kept. */
-  async set(key: unknown, fields: F, options?: CacheSetOptions): Promise<boolean> {
+  async set(given: unknown, fields: F, options?: CacheSetOptions): Promise<boolean> {
+    const { key, bypass } = this.#hooked(given);
+    if (bypass) return false;
     return this.#set(key, fields, options, undefined);
   }
 
@@ -94,11 +116,13 @@ export class Cache<F extends object = Record<string, unknown>> {
    * key share one computation; a computation that throws stores nothing.
    */
   async getOrSet(
-    key: unknown,
+    given: unknown,
     compute: () => F | Promise<F>,
     options?: CacheSetOptions & { signal?: AbortSignal },
   ): Promise<F> {
-    const found = await this.get(key);
+    const { key, bypass } = this.#hooked(given);
+    if (bypass) return compute();
+    const found = await this.#get(key);
     if (found !== undefined) return found;
     const core = this.#core;
     const scope = core.scope();
@@ -132,12 +156,15 @@ export class Cache<F extends object = Record<string, unknown>> {
     return flight.join(options?.signal);
   }
 
-  async has(key: unknown): Promise<boolean> {
+  async has(given: unknown): Promise<boolean> {
+    const { key, bypass } = this.#hooked(given);
+    if (bypass) return false;
     const core = this.#core;
     return (await core.readAny(this.#keyOf(key), core.scope())) !== undefined;
   }
 
-  async delete(key: unknown): Promise<boolean> {
+  async delete(given: unknown): Promise<boolean> {
+    const { key } = this.#hooked(given);
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
@@ -170,7 +197,10 @@ export class Cache<F extends object = Record<string, unknown>> {
    * The longest stored key that is a prefix of `key` (or equal to it), with its fields: for
    * string keys by character, for token-array keys by token. `undefined` when none is.
    */
-  async longestPrefix(key: PrefixKey): Promise<PrefixHit<F> | undefined> {
+  async longestPrefix(given: PrefixKey): Promise<PrefixHit<F> | undefined> {
+    const { key: redacted, bypass } = this.#hooked(given);
+    if (bypass) return undefined;
+    const key = redacted as PrefixKey;
     const kind = prefixKind(key);
     const core = this.#core;
     const scope = core.scope();
@@ -203,6 +233,28 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   on<K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>): () => void {
     return this.#core.telemetry.events.on(type, listener);
+  }
+
+  /** The key after the hooks, and whether the call bypasses the cache. @throws HookError */
+  #hooked(given: unknown): { key: unknown; bypass: boolean } {
+    const hooks = this.#hooks;
+    if (hooks === undefined) return { key: given, bypass: false };
+    const { args, bypass } = applyArgumentHooks(hooks, undefined, [given]);
+    return { key: args[0], bypass };
+  }
+
+  /** `get` of a key the hooks have already seen. */
+  async #get(key: unknown): Promise<F | undefined> {
+    const core = this.#core;
+    const scope = core.scope();
+    const storeKey = this.#keyOf(key);
+    const entry = await core.readAny(storeKey, scope);
+    if (entry === undefined) {
+      core.telemetry.manualMiss(this.#shown("miss", storeKey, key), scope);
+      return undefined;
+    }
+    this.#hit(storeKey, key, scope, entry);
+    return this.#out(entry.value as F);
   }
 
   async #set(

@@ -11,8 +11,10 @@ import {
   encryptionKeys,
   formatBytes,
   GATEWAY_OPTIONS,
+  HOOKS_HELP,
   integer,
   keyingOptions,
+  loadHooks,
   openSource,
   openStore,
   option,
@@ -44,6 +46,7 @@ bundled tiny test model (models/llama-2-tiny-random.gguf; random weights, gibber
                         itself (its maxmemory)
   --namespace NAME      default gateway
 ${ENCRYPTION_HELP}
+${HOOKS_HELP}
   --shared-cache        share answers between API keys (default: partitioned by API key)
   --tenant-secret S     key of the credentials' hash (env INFERCACHE_TENANT_SECRET; default a
                         secret kept in the store, so restarts and other instances keep their hits)
@@ -153,6 +156,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const bounds = storeBounds(values, storeSpec);
   const host = option(values, "host") ?? "127.0.0.1";
   const encryption = encryptionKeys(values);
+  const hooks = await loadHooks(values);
   const store = await openStore(storeSpec, {
     bounds,
     create: true,
@@ -175,6 +179,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     ...source.gateway,
     store,
     ...gatewayOptions,
+    ...hooks,
     ...(adminToken !== undefined && { adminToken }),
   });
   let url: string;

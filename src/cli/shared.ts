@@ -58,7 +58,50 @@ export const GATEWAY_OPTIONS: OptionSpec = {
   "shared-cache": { type: "boolean" },
   "tenant-secret": { type: "string" },
   concurrency: { type: "string" },
+  hooks: { type: "string" },
 };
+
+export const HOOKS_HELP = `  --hooks FILE          a module exporting \`redact(request)\` (returns the body to key, store
+                        and send upstream instead) and/or \`noStore(request)\` (true: answer
+                        without the cache); request is { method, path, headers, body }`;
+
+/**
+ * The gateway's `redact` / `noStore` hooks from `--hooks FILE`: named exports, or the same
+ * names on the default export. Refused when the file is missing or exports neither.
+ */
+export async function loadHooks(values: Values): Promise<{
+  redact?: (request: import("../llm/hooks.js").LlmHookRequest) => unknown;
+  noStore?: (request: import("../llm/hooks.js").LlmHookRequest) => boolean | Promise<boolean>;
+}> {
+  const file = option(values, "hooks");
+  if (file === undefined) return {};
+  const { resolve } = await import("node:path");
+  const { pathToFileURL } = await import("node:url");
+  const path = resolve(file);
+  if (!existsSync(path))
+    throw new UsageError(`--hooks: no file at \`${file}\`; pass the path of a JavaScript module`);
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new CommandError(`cannot load --hooks ${file}: ${reasonOf(error)}`);
+  }
+  const from = (name: string): unknown =>
+    loaded[name] ?? (loaded.default as Record<string, unknown> | undefined)?.[name];
+  const hooks: Record<string, unknown> = {};
+  for (const name of ["redact", "noStore"]) {
+    const hook = from(name);
+    if (hook === undefined) continue;
+    if (typeof hook !== "function")
+      throw new UsageError(`--hooks ${file}: \`${name}\` must be a function, got ${typeof hook}`);
+    hooks[name] = hook;
+  }
+  if (Object.keys(hooks).length === 0)
+    throw new UsageError(
+      `--hooks ${file} exports neither \`redact\` nor \`noStore\`: export one or both (export function redact(request) { … })`,
+    );
+  return hooks as Awaited<ReturnType<typeof loadHooks>>;
+}
 
 export function parse(
   args: string[],
