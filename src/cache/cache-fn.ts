@@ -279,7 +279,9 @@ function hooked(
   let bypass: Invoke = invoke;
   if (hooks.noStore !== undefined) {
     const discard = { store: new DiscardStore(synchronous), namespace: core.namespace };
-    const options = { ...pathOptions, key: undefined, shouldCache: undefined };
+    // Not coalesced: a bypassed call computes every time (a flight stays joinable for a tick
+    // after it settles, which would hand a sequential call the previous result).
+    const options = { ...pathOptions, key: undefined, shouldCache: undefined, coalesce: false };
     if (kind === "generator" || kind === "async-generator") {
       const streams = new CallPaths(
         fn,

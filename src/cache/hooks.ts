@@ -3,8 +3,7 @@
  *
  * `noStore(...args)` sees the arguments as given; `true` makes the call a bypass: it computes and
  * returns, and nothing is read or stored (it runs through a second set of call paths over a
- * store that keeps nothing, so the function keeps its kind, its queue and single-flight among
- * identical bypassed calls). `redact(...args)` then returns the argument list to use instead —
+ * store that keeps nothing and never coalesced, so the function keeps its kind and its queue). `redact(...args)` then returns the argument list to use instead —
  * for the key *and* for the function: `fn` runs on the redacted arguments, so a cached result is
  * only ever served for the input that produced it. Calls whose arguments redact the same share
  * one result; that is the point, and the risk.
