@@ -8,6 +8,7 @@
  * `infercache/llama`, `infercache/server`).
  */
 
+export { HookError, type HookName } from "./base/hook-error.js";
 export {
   type AsyncCachedFunction,
   Cache,
@@ -45,6 +46,7 @@ export {
   type UnqueuedOptions,
   type WarningReason,
 } from "./cache/index.js";
+export type { CacheKeyHooks } from "./cache/manual.js";
 export {
   HASH_HOOK,
   type HashKeyOptions,

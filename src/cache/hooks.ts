@@ -2,10 +2,11 @@
  * The `redact` and `noStore` hooks of `cache(fn)` and `Cache`.
  *
  * `noStore(...args)` sees the arguments as given; `true` makes the call a bypass: it computes and
- * returns, and nothing is read or stored (it runs through a second set of call paths over a
- * store that keeps nothing and never coalesced, so the function keeps its kind and its queue). `redact(...args)` then returns the argument list to use instead —
- * for the key *and* for the function: `fn` runs on the redacted arguments, so a cached result is
- * only ever served for the input that produced it. Calls whose arguments redact the same share
+ * returns, and nothing is read or stored (it runs through a second set of call paths, over a
+ * store that keeps nothing and without coalescing, so the function keeps its kind and its
+ * queue). `redact(...args)` then returns the argument list to use instead — for the key *and*
+ * for the function: `fn` runs on the redacted arguments, so a cached result is only ever served
+ * for the input that produced it. Calls whose arguments redact the same share
  * one result; that is the point, and the risk.
  *
  * Hooks are synchronous (a sync cached function stays sync). One that throws, or returns what it
