@@ -16,7 +16,7 @@ import { Cache, cache, runInSession, TieredStore } from "../src/index.js";
 import { RedisStore } from "../src/redis.js";
 import { SqliteStore } from "../src/sqlite.js";
 import { EncryptionKeyError, parseEncryptionKeys, SealedStore } from "../src/store/sealed.js";
-import type { Entry, Scope, Store } from "../src/store/store.js";
+import type { Entry, PurgeFilter, Scope, Store } from "../src/store/store.js";
 import { findMarker } from "./helpers/marker-search.js";
 import { RedisServer } from "./helpers/redis-server.js";
 
@@ -286,5 +286,41 @@ describe("a wrong key is refused clearly", () => {
     expect(() => new SealedStore(inner, { keys: `bad id:${K1}` })).toThrow(/id of `keys`/);
     expect(() => new SealedStore(inner, { keys: "" })).toThrow(/at least one 32-byte key/);
     void inner.close();
+  });
+});
+
+describe("purge by tag through a sealed store", () => {
+  /** A SqliteStore with a scanning `purge`, standing in for the tag index other stores add. */
+  class PurgeableSqlite extends SqliteStore {
+    readonly filters: PurgeFilter[] = [];
+    async purge(filter: PurgeFilter): Promise<number> {
+      this.filters.push(filter);
+      const scope = { namespace: filter.namespace ?? "" };
+      const doomed: string[] = [];
+      for await (const [key, entry] of this.entries(scope)) {
+        if (entry.tags?.some((tag) => filter.tags?.includes(tag))) doomed.push(key);
+      }
+      for (const key of doomed) await this.delete(key, scope);
+      return doomed.length;
+    }
+  }
+
+  it("hashes the filter's tags as it hashed them on write, under every key of the ring", async () => {
+    const inner = new PurgeableSqlite({ path: join(dir, "purge.db") });
+    const scope = { namespace: "p" };
+    await new SealedStore(inner, { keys: `k1:${K1}` }).set("old", scope, {
+      value: 1,
+      createdAt: 1,
+      tags: [TAG],
+    });
+    const store = new SealedStore(inner, { keys: `k2:${K2},k1:${K1}` });
+    await store.set("new", scope, { value: 2, createdAt: 2, tags: [TAG, "other"] });
+    await store.set("kept", scope, { value: 3, createdAt: 3, tags: ["other"] });
+    expect(await store.purge?.({ namespace: "p", tags: [TAG] })).toBe(2);
+    expect(await store.get("old", scope)).toBeUndefined();
+    expect(await store.get("new", scope)).toBeUndefined();
+    expect((await store.get("kept", scope))?.value).toBe(3);
+    expect(JSON.stringify(inner.filters)).not.toContain(TAG);
+    await inner.close();
   });
 });
