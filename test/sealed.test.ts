@@ -19,6 +19,7 @@ import { EncryptionKeyError, parseEncryptionKeys, SealedStore } from "../src/sto
 import type { Entry, PurgeFilter, Scope, Store } from "../src/store/store.js";
 import { findMarker } from "./helpers/marker-search.js";
 import { RedisServer } from "./helpers/redis-server.js";
+import { until } from "./helpers/until.js";
 
 const dir = mkdtempSync(join(tmpdir(), "infercache-sealed-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -157,6 +158,39 @@ describe("a Redis dump sealed at rest", () => {
     expect(bytes.includes(Buffer.from(written.canonicalKey))).toBe(false);
     await store.close();
     await plain.close();
+  });
+});
+
+describe("invalidations between processes through a sealed Redis store", () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => redis?.kill());
+
+  it("a delete in one process drops the other's memory copy (keys sealed in the message)", async () => {
+    const tier = () =>
+      new TieredStore({ store: new SealedStore(new RedisStore({ url: redis.url }), { keys: K1 }) });
+    const [a, b] = [tier(), tier()];
+    await Promise.all([a.ready(), b.ready()]);
+    const scope = { namespace: "inv", session: SESSION };
+    await a.set("k", scope, { value: "v1", createdAt: 1 });
+    expect((await b.get("k", scope))?.value).toBe("v1"); // now in b's memory tier
+    await a.delete("k", scope);
+    await until(() => b.memory.getSync("k", scope) === undefined, "b to drop its copy");
+    expect(await b.get("k", scope)).toBeUndefined();
+    // A process with other keys cannot read the message: it drops the namespace instead.
+    const other = new TieredStore({
+      store: new SealedStore(new RedisStore({ url: redis.url }), { keys: K2 }),
+    });
+    await other.ready();
+    other.memory.setSync("x", { namespace: "inv" }, { value: "kept?", createdAt: 1 });
+    await a.set("k", scope, { value: "v2", createdAt: 2 });
+    await until(
+      () => other.memory.getSync("x", { namespace: "inv" }) === undefined,
+      "the other ring to drop the namespace",
+    );
+    await Promise.all([a.close(), b.close(), other.close()]);
   });
 });
 
