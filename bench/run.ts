@@ -20,6 +20,7 @@ import { prefix } from "./sections/prefix.js";
 import { protocolHits } from "./sections/protocol-hits.js";
 import { batching, queue } from "./sections/queue.js";
 import { redis } from "./sections/redis.js";
+import { sealed } from "./sections/sealed.js";
 import { sqlite } from "./sections/sqlite.js";
 import { tiered } from "./sections/stores.js";
 
@@ -35,6 +36,7 @@ const sections: Section[] = [
   sqlite,
   redis,
   tiered,
+  sealed,
   queue,
   batching,
   llm,

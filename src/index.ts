@@ -8,6 +8,7 @@
  * `infercache/llama`, `infercache/server`).
  */
 
+export { HookError, type HookName } from "./base/hook-error.js";
 export {
   type AsyncCachedFunction,
   CACHE_MODES,
@@ -51,6 +52,7 @@ export {
   type WarningReason,
   withCacheMode,
 } from "./cache/index.js";
+export type { CacheKeyHooks } from "./cache/manual.js";
 export {
   HASH_HOOK,
   type HashKeyOptions,
@@ -83,6 +85,8 @@ export {
   type ClearScope,
   type Clock,
   type Duration,
+  type EncryptionKey,
+  EncryptionKeyError,
   type Entry,
   type EvictReason,
   type FlightCoordinator,
@@ -95,6 +99,8 @@ export {
   MemoryStore,
   type MemoryStoreOptions,
   type Scope,
+  SealedStore,
+  type SealedStoreOptions,
   type SetOutcome,
   type Size,
   type Store,

@@ -3,6 +3,8 @@
  * and a caching `fetch` for the OpenAI SDK and any compatible client. No peer dependency: the
  * Vercel AI SDK and LangChain.js adapters are `infercache/ai-sdk` and `infercache/langchain`.
  */
+
+export { HookError, type HookName } from "./base/hook-error.js";
 export type { Answer, ByteStream } from "./llm/answer.js";
 export { type CacheControl, parseCacheControl } from "./llm/cache-control.js";
 export {
@@ -14,6 +16,7 @@ export {
 } from "./llm/caching-fetch.js";
 export type { LlmResult, Outcome } from "./llm/call.js";
 export { MAX_BUCKET, type SamplingPolicy } from "./llm/controls.js";
+export type { LlmHookRequest, LlmHooks } from "./llm/hooks.js";
 export {
   chatKey,
   completionKey,

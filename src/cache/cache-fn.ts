@@ -19,6 +19,7 @@ import { callAsync, callSync } from "./call-value.js";
 import { CacheCore } from "./core.js";
 import type { Flight } from "./flight.js";
 import { type AnyFunction, kindOf } from "./function-kind.js";
+import { applyArgumentHooks, checkArgumentHooks, DiscardStore, failAs } from "./hooks.js";
 import type { CacheOptions } from "./options.js";
 import { lookupWrapper, rememberWrapper } from "./registry.js";
 import type { QueueLike } from "./scheduling.js";
@@ -41,6 +42,18 @@ export interface FunctionCacheOptions<A extends unknown[] = unknown[], R = unkno
   shouldCache?: (result: CachedValue<R>) => boolean;
   /** Share one computation among identical concurrent calls. @default true */
   coalesce?: boolean;
+  /**
+   * Returns the argument list to use instead of the call's, for the key *and* for `fn`: `fn`
+   * runs on what `redact` returns (e.g. an email replaced by `[EMAIL]`), so a cached result is
+   * only ever served for the input that produced it. Calls that redact alike share one result.
+   * Synchronous; runs after `noStore`. A hook that throws fails the call (`HookError`).
+   */
+  redact?: (...args: A) => unknown[];
+  /**
+   * Return `true` to run this call without the cache: it computes and returns, nothing is read
+   * or stored. Sees the arguments as given (before `redact`). Synchronous.
+   */
+  noStore?: (...args: A) => boolean;
 }
 
 /** Misses wait in a queue (`createQueue()`); the cached function is then asynchronous. */
@@ -174,6 +187,7 @@ export function cache<F extends AnyFunction>(
       `Expected \`shouldCache\` to be a function, got ${typeof given.shouldCache}`,
     );
   }
+  checkArgumentHooks(given, "cache(fn)");
   const existing = lookupWrapper(fn, given);
   if (existing !== undefined) return existing as CachedFunction<F>;
   const kind = kindOf(fn);
@@ -213,6 +227,9 @@ export function cache<F extends AnyFunction>(
     paths = values;
   }
   const core = paths.core;
+  if (given.redact !== undefined || given.noStore !== undefined) {
+    invoke = hooked(invoke, given, fn, kind, core, pathOptions);
+  }
   const wrapper = function (this: unknown, ...args: unknown[]) {
     return invoke(this, args, undefined);
   };
@@ -239,4 +256,66 @@ export function cache<F extends AnyFunction>(
   Object.defineProperty(wrapper, "cache", { value: handle, enumerable: true });
   rememberWrapper(fn, given, wrapper);
   return wrapper as unknown as CachedFunction<F>;
+}
+
+/**
+ * `invoke` behind the `redact` and `noStore` hooks: bypassed calls go through call paths of
+ * their own over a store that keeps nothing, with the same kind, queue lane and namespace.
+ */
+function hooked(
+  invoke: Invoke,
+  hooks: FunctionCacheOptions,
+  fn: AnyFunction,
+  kind: ReturnType<typeof kindOf>,
+  core: CacheCore<object>,
+  pathOptions: ConstructorParameters<typeof CallPaths>[3],
+): Invoke {
+  const synchronous = core.sync !== undefined;
+  const shape =
+    kind === "generator" || kind === "async-generator"
+      ? kind === "generator" && synchronous && pathOptions.lane === undefined
+        ? "generator"
+        : "async-generator"
+      : kind === "sync" && synchronous && pathOptions.lane === undefined
+        ? "sync"
+        : "async";
+  let bypass: Invoke = invoke;
+  if (hooks.noStore !== undefined) {
+    const discard = { store: new DiscardStore(synchronous), namespace: core.namespace };
+    // Not coalesced: a bypassed call computes every time (a flight stays joinable for a tick
+    // after it settles, which would hand a sequential call the previous result).
+    const options = { ...pathOptions, key: undefined, shouldCache: undefined, coalesce: false };
+    if (kind === "generator" || kind === "async-generator") {
+      const streams = new CallPaths(
+        fn,
+        kind,
+        new CacheCore<StreamFlight<unknown, unknown>>(discard, "cache(fn)", undefined),
+        options,
+      );
+      bypass =
+        shape === "generator"
+          ? (t, a, o) => callStreamSync(streams, t, a, o)
+          : (t, a, o) => callStream(streams, t, a, o);
+    } else {
+      const values = new CallPaths(
+        fn,
+        kind,
+        new CacheCore<Flight<unknown>>(discard, "cache(fn)", undefined),
+        options,
+      );
+      bypass =
+        shape === "sync"
+          ? (t, a, o) => callSync(values, t, a, o)
+          : (t, a, o) => callAsync(values, t, a, o);
+    }
+  }
+  return (thisArg, args, options) => {
+    let use: { args: unknown[]; bypass: boolean };
+    try {
+      use = applyArgumentHooks(hooks, thisArg, args);
+    } catch (error) {
+      return failAs(shape, error as Error);
+    }
+    return (use.bypass ? bypass : invoke)(thisArg, use.args, options);
+  };
 }

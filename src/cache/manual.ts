@@ -21,6 +21,7 @@ import { CacheCore } from "./core.js";
 import { Flight } from "./flight.js";
 import { FlightTable } from "./flight-table.js";
 import { isPrimitive } from "./function-kind.js";
+import { applyArgumentHooks, checkArgumentHooks } from "./hooks.js";
 import type { CacheOptions } from "./options.js";
 import { snapshot } from "./snapshot.js";
 import type { CacheEvents, CacheStats, StaleReason } from "./telemetry.js";
@@ -39,6 +40,21 @@ export interface CacheSetOptions {
   ttl?: Duration;
   /** This call's mode: `read-only` and `replay` store nothing (`set` resolves to false). */
   mode?: CacheMode;
+}
+
+/** The hooks of a manual `Cache`, on the key each method is given. */
+export interface CacheKeyHooks {
+  /**
+   * The key to use instead of the one given, for every method (the stored raw key, `keys()` and
+   * `longestPrefix` see it too). Keys that redact alike share one entry. Synchronous; runs
+   * after `noStore`. A hook that throws fails the call (`HookError`).
+   */
+  redact?: (key: unknown) => unknown;
+  /**
+   * `true`: this key bypasses the cache: `get` and `has` find nothing, `set` stores nothing
+   * (resolves `false`), `getOrSet` computes without reading or storing. Sees the key as given.
+   */
+  noStore?: (key: unknown) => boolean;
 }
 
 /** A key usable with `longestPrefix`: a string, or token ids. */
@@ -70,8 +86,20 @@ export class Cache<F extends object = Record<string, unknown>> {
   readonly #core: CacheCore<Flight<unknown>>;
   /** Prefix indexes per scope ("" = shared entries), built on first `longestPrefix`. */
   readonly #indexes = new Map<string, ScopeIndex>();
+  readonly #hooks:
+    | { redact?: (...args: never[]) => unknown[]; noStore?: (...args: never[]) => boolean }
+    | undefined;
 
-  constructor(options: CacheOptions = {}) {
+  constructor(options: CacheOptions & CacheKeyHooks = {}) {
+    checkArgumentHooks(options as Parameters<typeof checkArgumentHooks>[0], "new Cache()");
+    const { redact, noStore } = options;
+    this.#hooks =
+      redact === undefined && noStore === undefined
+        ? undefined
+        : {
+            ...(redact !== undefined && { redact: (key: unknown) => [redact(key)] }),
+            ...(noStore !== undefined && { noStore }),
+          };
     this.#core = new CacheCore(options, "new Cache()", undefined);
     this.#core.onEvict((event) => this.#unindex(event.scope, event.key));
     this.#core.onSessionCleared((id) => this.#indexes.delete(id));
@@ -87,9 +115,14 @@ export class Cache<F extends object = Record<string, unknown>> {
    * `trackCacheUsage`. In `replay` mode a miss throws `CacheMissError`; in `refresh` mode every
    * `get` is a miss.
    */
-  async get(key: unknown, options?: CacheGetOptions): Promise<F | undefined> {
+  async get(given: unknown, options?: CacheGetOptions): Promise<F | undefined> {
+    const { key, bypass } = this.#hooked(given);
+    return bypass ? undefined : this.#get(key, this.#modeOf(options));
+  }
+
+  /** `get` of a key the hooks have already seen. */
+  async #get(key: unknown, mode: CacheMode): Promise<F | undefined> {
     const core = this.#core;
-    const mode = this.#modeOf(options);
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
     const entry = mode === "refresh" ? undefined : await core.readAny(storeKey, scope);
@@ -108,7 +141,9 @@ export class Cache<F extends object = Record<string, unknown>> {
    * Stores `fields` under `key`, replacing what was there. Resolves to whether it was kept
    * (never in `read-only` or `replay` mode).
    */
-  async set(key: unknown, fields: F, options?: CacheSetOptions): Promise<boolean> {
+  async set(given: unknown, fields: F, options?: CacheSetOptions): Promise<boolean> {
+    const { key, bypass } = this.#hooked(given);
+    if (bypass) return false;
     return this.#set(key, fields, options, undefined);
   }
 
@@ -117,14 +152,16 @@ export class Cache<F extends object = Record<string, unknown>> {
    * key share one computation; a computation that throws stores nothing.
    */
   async getOrSet(
-    key: unknown,
+    given: unknown,
     compute: () => F | Promise<F>,
     options?: CacheSetOptions & { signal?: AbortSignal },
   ): Promise<F> {
+    const { key, bypass } = this.#hooked(given);
+    if (bypass) return compute();
     // The mode is settled once, so the flight stores (or not) as this call's mode says.
     const mode = this.#modeOf(options);
     // Replay: a stored (fresh) entry, else CacheMissError; never a computation.
-    if (mode === "replay") return (await this.get(key, { mode })) as F;
+    if (mode === "replay") return (await this.#get(key, mode)) as F;
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
@@ -222,12 +259,15 @@ export class Cache<F extends object = Record<string, unknown>> {
     );
   }
 
-  async has(key: unknown): Promise<boolean> {
+  async has(given: unknown): Promise<boolean> {
+    const { key, bypass } = this.#hooked(given);
+    if (bypass) return false;
     const core = this.#core;
     return (await core.readAny(this.#keyOf(key), core.scope())) !== undefined;
   }
 
-  async delete(key: unknown): Promise<boolean> {
+  async delete(given: unknown): Promise<boolean> {
+    const { key } = this.#hooked(given);
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
@@ -263,7 +303,10 @@ export class Cache<F extends object = Record<string, unknown>> {
    * The longest stored key that is a prefix of `key` (or equal to it), with its fields: for
    * string keys by character, for token-array keys by token. `undefined` when none is.
    */
-  async longestPrefix(key: PrefixKey): Promise<PrefixHit<F> | undefined> {
+  async longestPrefix(given: PrefixKey): Promise<PrefixHit<F> | undefined> {
+    const { key: redacted, bypass } = this.#hooked(given);
+    if (bypass) return undefined;
+    const key = redacted as PrefixKey;
     const kind = prefixKind(key);
     const core = this.#core;
     const scope = core.scope();
@@ -296,6 +339,14 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   on<K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>): () => void {
     return this.#core.telemetry.events.on(type, listener);
+  }
+
+  /** The key after the hooks, and whether the call bypasses the cache. @throws HookError */
+  #hooked(given: unknown): { key: unknown; bypass: boolean } {
+    const hooks = this.#hooks;
+    if (hooks === undefined) return { key: given, bypass: false };
+    const { args, bypass } = applyArgumentHooks(hooks, undefined, [given]);
+    return { key: args[0], bypass };
   }
 
   async #set(

@@ -8,10 +8,14 @@ import {
   DEFAULT_BOUNDS,
   DEFAULT_STORE,
   describeBounds,
+  ENCRYPTION_HELP,
+  encryptionKeys,
   formatBytes,
   GATEWAY_OPTIONS,
+  HOOKS_HELP,
   integer,
   keyingOptions,
+  loadHooks,
   modeOption,
   openSource,
   openStore,
@@ -43,6 +47,8 @@ bundled tiny test model (models/llama-2-tiny-random.gguf; random weights, gibber
                         (default ${formatBytes(DEFAULT_BOUNDS.memory.maxMemory)} for memory, ${formatBytes(DEFAULT_BOUNDS.sqlite.maxMemory)} for SQLite); Redis bounds
                         itself (its maxmemory)
   --namespace NAME      default gateway
+${ENCRYPTION_HELP}
+${HOOKS_HELP}
   --shared-cache        share answers between API keys (default: partitioned by API key)
   --mode MODE           read-write (default), read-only (serve hits, store nothing), refresh
                         (always ask the upstream, store), replay (serve hits; anything else is
@@ -203,7 +209,14 @@ export async function serveCommand(args: string[]): Promise<number> {
   const storeSpec = option(values, "store") ?? DEFAULT_STORE;
   const bounds = storeBounds(values, storeSpec);
   const host = option(values, "host") ?? "127.0.0.1";
-  const store = await openStore(storeSpec, { bounds, create: true, memoryWouldDo: true });
+  const encryption = encryptionKeys(values);
+  const hooks = await loadHooks(values);
+  const store = await openStore(storeSpec, {
+    bounds,
+    create: true,
+    memoryWouldDo: true,
+    encryption,
+  });
   let source: Awaited<ReturnType<typeof openSource>>;
   try {
     source = await openSource(
@@ -220,6 +233,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     ...source.gateway,
     store,
     ...gatewayOptions,
+    ...hooks,
     ...(adminToken !== undefined && { adminToken }),
   });
   let url: string;
@@ -236,7 +250,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       url,
       source,
       // A CI log should say the gateway is replaying (or not storing), not leave it to be guessed.
-      `${printableStore(storeSpec)}${describeBounds(bounds)}${mode === "read-write" ? "" : `, mode ${mode}`}`,
+      `${printableStore(storeSpec)}${describeBounds(bounds)}${mode === "read-write" ? "" : `, mode ${mode}`}${encryption === undefined ? "" : ", sealed"}`,
       "bundled" in sourceOptions && sourceOptions.bundled,
     ),
   );

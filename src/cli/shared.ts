@@ -7,6 +7,12 @@ import { parseArgs } from "node:util";
 import { CACHE_MODES, type CacheMode } from "../base/mode.js";
 import { parseSize } from "../base/size.js";
 import type { LlamaEngineOptions } from "../llama/engine.js";
+import {
+  EncryptionKeyError,
+  parseEncryptionKeys,
+  SEAL_CHECK_NAMESPACE,
+  SealedStore,
+} from "../store/sealed.js";
 import type { Store } from "../store/store.js";
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -42,6 +48,7 @@ export const BUNDLED_MODEL = fileURLToPath(
 export const STORE_OPTIONS: OptionSpec = {
   store: { type: "string" },
   namespace: { type: "string" },
+  "encryption-key": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -52,7 +59,50 @@ export const GATEWAY_OPTIONS: OptionSpec = {
   "shared-cache": { type: "boolean" },
   "tenant-secret": { type: "string" },
   concurrency: { type: "string" },
+  hooks: { type: "string" },
 };
+
+export const HOOKS_HELP = `  --hooks FILE          a module exporting \`redact(request)\` (returns the body to key, store
+                        and send upstream instead) and/or \`noStore(request)\` (true: answer
+                        without the cache); request is { method, path, headers, body }`;
+
+/**
+ * The gateway's `redact` / `noStore` hooks from `--hooks FILE`: named exports, or the same
+ * names on the default export. Refused when the file is missing or exports neither.
+ */
+export async function loadHooks(values: Values): Promise<{
+  redact?: (request: import("../llm/hooks.js").LlmHookRequest) => unknown;
+  noStore?: (request: import("../llm/hooks.js").LlmHookRequest) => boolean | Promise<boolean>;
+}> {
+  const file = option(values, "hooks");
+  if (file === undefined) return {};
+  const { resolve } = await import("node:path");
+  const { pathToFileURL } = await import("node:url");
+  const path = resolve(file);
+  if (!existsSync(path))
+    throw new UsageError(`--hooks: no file at \`${file}\`; pass the path of a JavaScript module`);
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new CommandError(`cannot load --hooks ${file}: ${reasonOf(error)}`);
+  }
+  const from = (name: string): unknown =>
+    loaded[name] ?? (loaded.default as Record<string, unknown> | undefined)?.[name];
+  const hooks: Record<string, unknown> = {};
+  for (const name of ["redact", "noStore"]) {
+    const hook = from(name);
+    if (hook === undefined) continue;
+    if (typeof hook !== "function")
+      throw new UsageError(`--hooks ${file}: \`${name}\` must be a function, got ${typeof hook}`);
+    hooks[name] = hook;
+  }
+  if (Object.keys(hooks).length === 0)
+    throw new UsageError(
+      `--hooks ${file} exports neither \`redact\` nor \`noStore\`: export one or both (export function redact(request) { … })`,
+    );
+  return hooks as Awaited<ReturnType<typeof loadHooks>>;
+}
 
 export function parse(
   args: string[],
@@ -166,6 +216,61 @@ export interface OpenStoreOptions {
   create?: boolean;
   /** Whether `--store memory` would do for this command (said when SQLite cannot load). */
   memoryWouldDo?: boolean;
+  /**
+   * `--encryption-key` (see `encryptionKeys`): the store is returned sealed, after its keys were
+   * checked. Without keys, a store holding sealed entries is refused (see `sealedView`).
+   */
+  encryption?: string | undefined;
+}
+
+export const ENCRYPTION_HELP = `  --encryption-key KEYS seal values at rest with AES-256-GCM, keys hashed (env
+                        INFERCACHE_ENCRYPTION_KEY): 32 bytes as base64 (openssl rand -base64 32),
+                        or [id:]base64 entries separated by commas, newest first: new writes use
+                        the first, older ones still open what they sealed (rotation)`;
+
+/** `--encryption-key`, else INFERCACHE_ENCRYPTION_KEY, checked (never printed). */
+export function encryptionKeys(values: Values): string | undefined {
+  const text = option(values, "encryption-key", "INFERCACHE_ENCRYPTION_KEY");
+  if (text === undefined) return undefined;
+  try {
+    parseEncryptionKeys(text, "--encryption-key");
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return text;
+}
+
+/**
+ * The store seen through `keys`, checked against the check values the keys left in it (a wrong
+ * key is a CommandError naming the key ids, never a key). Without keys: `undefined`, or a
+ * UsageError when the store holds sealed entries, so nothing writes plaintext next to them or
+ * claims to export what it cannot read. Closes the store when it throws.
+ */
+export async function sealedView(
+  store: Store,
+  keys: string | undefined,
+  spec: string,
+): Promise<SealedStore | undefined> {
+  try {
+    if (keys === undefined) {
+      if ((await store.size({ namespace: SEAL_CHECK_NAMESPACE, session: null })) > 0)
+        throw new UsageError(
+          `the store at ${printableStore(spec)} holds sealed (encrypted) entries: pass the key they were written with, --encryption-key KEYS or INFERCACHE_ENCRYPTION_KEY`,
+        );
+      return undefined;
+    }
+    if (store.sync !== undefined)
+      throw new UsageError(
+        "--encryption-key seals what is at rest: a memory store keeps nothing at rest; pass --store sqlite:PATH or redis://…",
+      );
+    const sealed = new SealedStore(store, { keys });
+    await sealed.check();
+    return sealed;
+  } catch (error) {
+    await store.close();
+    if (error instanceof EncryptionKeyError) throw new CommandError(reasonOf(error));
+    throw error;
+  }
 }
 
 /**
@@ -174,6 +279,13 @@ export interface OpenStoreOptions {
  * runs on and reports what it did not store.
  */
 export async function openStore(spec: string, options: OpenStoreOptions = {}): Promise<Store> {
+  const store = await openPlainStore(spec, options);
+  if (store.sync !== undefined && options.encryption === undefined) return store;
+  return (await sealedView(store, options.encryption, spec)) ?? store;
+}
+
+/** `openStore` without the encryption step: the store as it is, sealed entries and all. */
+export async function openPlainStore(spec: string, options: OpenStoreOptions): Promise<Store> {
   if (spec === "memory") {
     const { MemoryStore } = await import("../store/memory.js");
     return new MemoryStore(options.bounds ?? DEFAULT_BOUNDS.memory);

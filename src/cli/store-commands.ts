@@ -2,6 +2,7 @@
 
 import { existsSync } from "node:fs";
 import { decodeEntry, encodeEntry } from "../store/envelope.js";
+import { isSealed, type SealedStore } from "../store/sealed.js";
 import type { Entry, Store } from "../store/store.js";
 import { type TextSink, writeFileAtomically } from "./atomic-file.js";
 import { MAX_LINE_BYTES, openLines } from "./lines.js";
@@ -9,13 +10,16 @@ import {
   CommandError,
   DEFAULT_NAMESPACE,
   DEFAULT_STORE,
+  ENCRYPTION_HELP,
+  encryptionKeys,
   formatBytes,
   type OpenStoreOptions,
-  openStore,
+  openPlainStore,
   option,
   parse,
   reasonOf,
   STORE_OPTIONS,
+  sealedView,
   UsageError,
   type Values,
 } from "./shared.js";
@@ -50,8 +54,11 @@ Writes the shared entries of a namespace as JSON lines (to FILE, or standard out
 plain JSON, else "envelope" (base64 of the checksummed binary form). Per-session entries are
 not exported (sessions end with their connection). FILE is written whole or not at all (a
 temporary file beside it, renamed once complete); a failure exits 1 and leaves FILE as it was.
+With --encryption-key, every value is written sealed (entries the store holds in the clear are
+sealed on the way out) and keys are keyed hashes; a store with sealed entries needs the key.
 
 ${STORE_HELP}
+${ENCRYPTION_HELP}
   --out FILE            default standard output
 `;
 
@@ -62,9 +69,11 @@ backup restored on a new machine). Entries keep their namespace unless --namespa
 A line that cannot be stored (not an entry, longer than 256 MiB, a value nested too deeply) is
 reported with its number and skipped, the rest are still read, and a summary always ends the
 run (exit 1 when a line was skipped); entries already in the store are only replaced by lines
-with the same key.
+with the same key. Sealed entries need --encryption-key with the key they were sealed with
+(they are stored sealed with the first key given); with a key, entries in the clear are sealed.
 
 ${STORE_HELP}
+${ENCRYPTION_HELP}
 `;
 
 export async function statsCommand(args: string[]): Promise<number> {
@@ -186,17 +195,50 @@ export async function exportCommand(args: string[]): Promise<number> {
   }
   const namespace = option(values, "namespace") ?? DEFAULT_NAMESPACE;
   const file = option(values, "out");
-  return withStore(values, {}, async (store) => {
+  return withStore(values, { encryption: true }, async (store, sealed) => {
     let count = 0;
+    let sealedAsStored = 0;
+    let damaged = 0;
+    const scope = { namespace };
     const produce = async (sink: TextSink) => {
-      for await (const [key, entry] of store.entries({ namespace })) {
-        await sink.write(`${JSON.stringify(exportLine(key, namespace, entry))}\n`);
+      for await (const [key, stored] of store.entries(scope)) {
+        let line: Record<string, unknown>;
+        if (sealed === undefined) {
+          if (isSealed(stored)) sealedAsStored++;
+          line = exportLine(key, namespace, stored);
+        } else {
+          const opened = sealed.open(key, scope, stored);
+          if (opened.state === "unknown-key")
+            throw new CommandError(
+              `an entry of namespace ${namespace} is sealed with key id \`${opened.keyId}\`, which --encryption-key does not hold: pass that key too, after the current one`,
+            );
+          if (opened.state === "corrupt") {
+            damaged++;
+            continue;
+          }
+          // Sealed entries go out as they are stored; entries in the clear are sealed first.
+          const out =
+            opened.state === "open" ? { key, entry: stored } : sealed.seal(key, scope, stored);
+          if (out === "not-serializable") continue;
+          line = exportLine(out.key, namespace, out.entry);
+        }
+        await sink.write(`${JSON.stringify(line)}\n`);
         count++;
       }
     };
     if (file === undefined) await produce(stdoutSink());
     else await writeFileAtomically(file, produce);
-    process.stderr.write(`exported ${count} entries of namespace ${namespace}\n`);
+    process.stderr.write(
+      `exported ${count} entries of namespace ${namespace}${sealed === undefined ? "" : `, sealed with key id ${sealed.currentKeyId} or older`}\n`,
+    );
+    if (sealedAsStored > 0)
+      process.stderr.write(
+        `  ${sealedAsStored} of them are sealed (encrypted) and were written as they are: import them with the key they were sealed with\n`,
+      );
+    if (damaged > 0)
+      process.stderr.write(
+        `  ${damaged} entries did not open (damaged, or moved) and were left out\n`,
+      );
     return 0;
   });
 }
@@ -235,7 +277,7 @@ export async function importCommand(args: string[]): Promise<number> {
   if (file === undefined) throw new UsageError(`import needs a file.\n${IMPORT_HELP}`);
   const input = await openLines(file);
   const target = option(values, "namespace");
-  return withStore(values, { create: true }, async (store) => {
+  return withStore(values, { create: true, encryption: true }, async (store, sealed) => {
     let imported = 0;
     const problems: string[] = [];
     let stopped: Error | undefined;
@@ -255,13 +297,32 @@ export async function importCommand(args: string[]): Promise<number> {
           problems.push(`line ${line.number}: ${reasonOf(error)}`);
           continue;
         }
+        let write: () => Promise<string>;
+        const scope = { namespace: target ?? parsed.namespace };
+        if (sealed === undefined) {
+          if (isSealed(parsed.entry)) {
+            problems.push(
+              `line ${line.number}: the entry is sealed (encrypted): pass the --encryption-key it was written with`,
+            );
+            continue;
+          }
+          write = () => store.set(parsed.key, scope, parsed.entry);
+        } else {
+          const opened = sealed.open(parsed.key, { namespace: parsed.namespace }, parsed.entry);
+          if (opened.state === "unknown-key" || opened.state === "corrupt") {
+            problems.push(
+              `line ${line.number}: ${opened.state === "corrupt" ? `does not open: ${opened.reason}` : `sealed with key id \`${opened.keyId}\`, which --encryption-key does not hold`}`,
+            );
+            continue;
+          }
+          // Opened entries are sealed again under their address here, with the current key.
+          const entry = opened.state === "open" ? opened.entry : parsed.entry;
+          const key = opened.state === "open" ? opened.key : parsed.key;
+          write = () => sealed.set(key, scope, entry);
+        }
         let outcome: string;
         try {
-          outcome = await store.set(
-            parsed.key,
-            { namespace: target ?? parsed.namespace },
-            parsed.entry,
-          );
+          outcome = await write();
         } catch (error) {
           problems.push(`line ${line.number}: not stored: ${storeFailure(error)}`);
           continue;
@@ -356,20 +417,25 @@ function isPlainJson(value: unknown): boolean {
 
 async function withStore(
   values: Values,
-  options: Pick<OpenStoreOptions, "create">,
-  run: (store: Store) => Promise<number>,
+  options: Pick<OpenStoreOptions, "create"> & { encryption?: boolean },
+  run: (store: Store, sealed: SealedStore | undefined) => Promise<number>,
 ): Promise<number> {
   const spec = option(values, "store") ?? DEFAULT_STORE;
   if (spec === "memory")
     throw new UsageError(
       "a memory store lives inside one process: pass --store sqlite:PATH or redis://…",
     );
+  const keys = options.encryption === true ? encryptionKeys(values) : undefined;
   const path = spec.startsWith("sqlite:") ? spec.slice("sqlite:".length) : undefined;
   const created = options.create === true && path !== undefined && !existsSync(path);
-  const store = await openStore(spec, options);
+  const store = await openPlainStore(spec, {
+    ...(options.create !== undefined && { create: options.create }),
+  });
+  // The store as it is (export copies sealed entries), and the view that opens and seals them.
+  const sealed = options.encryption === true ? await sealedView(store, keys, spec) : undefined;
   if (created) process.stdout.write(`created a new SQLite store at ${path}\n`);
   try {
-    return await run(store);
+    return await run(store, sealed);
   } finally {
     await store.close();
   }

@@ -7,10 +7,14 @@
 import { MAX_LINE_BYTES, openLines } from "./lines.js";
 import {
   DEFAULT_STORE,
+  ENCRYPTION_HELP,
+  encryptionKeys,
   formatBytes,
   GATEWAY_OPTIONS,
+  HOOKS_HELP,
   integer,
   keyingOptions,
+  loadHooks,
   modeOption,
   openSource,
   openStore,
@@ -33,6 +37,8 @@ of the gateway that will serve them.
                         bundled test model when neither is given)
   --store SPEC          sqlite:PATH (default ${DEFAULT_STORE}) or redis://HOST:PORT
   --namespace NAME      default gateway
+${ENCRYPTION_HELP}
+${HOOKS_HELP} (the gateway's: keys depend on them)
   --shared-cache        write shared answers (for a gateway started with --shared-cache)
   --api-key KEY         the API key the requests are sent with (env OPENAI_API_KEY); with a
                         partitioned gateway, answers are that key's, and need --tenant-secret
@@ -75,7 +81,8 @@ export async function warmCommand(args: string[]): Promise<number> {
   // Loaded here, not at the top: the CLI loads the gateway only for the commands that use it.
   const { headerRole } = await import("../llm/headers.js");
   const lines = await readLines(file, (name) => headerRole(name) === "credential");
-  const store = await openStore(storeSpec, { create: true });
+  const hooks = await loadHooks(values);
+  const store = await openStore(storeSpec, { create: true, encryption: encryptionKeys(values) });
   // Tenants are keyed hashes: warm and serve agree on them through the store's own secret, or a
   // --tenant-secret both are given.
   if (
@@ -102,6 +109,7 @@ export async function warmCommand(args: string[]): Promise<number> {
     store,
     ...keying,
     mode,
+    ...hooks,
   });
   const counts = { computed: 0, cached: 0, failed: 0 };
   const failures: string[] = [];

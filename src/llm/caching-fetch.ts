@@ -18,6 +18,7 @@ import type { Store } from "../store/store.js";
 import { type Answer, isByteStream, toWebStream } from "./answer.js";
 import type { LlmResult } from "./call.js";
 import type { SamplingPolicy } from "./controls.js";
+import type { LlmHooks } from "./hooks.js";
 import { LlmPipeline, type PipelineStats } from "./pipeline.js";
 import type { LlmRequest, Protocol, RawHeaders } from "./protocol.js";
 import type { ItemizedProtocol } from "./protocols/embeddings.js";
@@ -32,7 +33,7 @@ export interface RequestHead {
   readonly headers: { get(name: string): string | null };
 }
 
-export interface CachingFetchOptions extends Deadlines {
+export interface CachingFetchOptions extends Deadlines, LlmHooks {
   /** Where answers live. @default a MemoryStore of 1,000 entries */
   store?: Store;
   /** Namespace of the entries in the store. @default "llm" */
@@ -108,6 +109,8 @@ export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
     replayDelayMs: options.replayDelayMs,
     protocols: options.protocols,
     onResult: options.onResult,
+    redact: options.redact,
+    noStore: options.noStore,
     upstream: fetchUpstream(upstreamFetch, options),
     ...(tenant !== undefined && { tenant: (request: LlmRequest) => tenant(headOf(request)) }),
   });

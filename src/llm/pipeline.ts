@@ -54,6 +54,7 @@ import {
   sessionOf,
 } from "./controls.js";
 import { connectionListed, headerRole } from "./headers.js";
+import { applyHooks, checkHooks, type LlmHooks } from "./hooks.js";
 import { completeItems } from "./itemized.js";
 import {
   type AnswerRecord,
@@ -69,7 +70,7 @@ import { openaiError } from "./protocols/openai.js";
 import { renderRecord } from "./render.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
 
-export interface PipelineOptions {
+export interface PipelineOptions extends LlmHooks {
   /** Where answers live. @default a MemoryStore of 1,000 entries */
   store?: Store | undefined;
   /** Namespace of the entries in the store. @default "llm" */
@@ -146,6 +147,7 @@ export class LlmPipeline {
   /** Items (embedding inputs) being fetched, joined by requests that ask for the same item. */
   readonly itemFlights = new FlightTable<Promise<unknown>>();
   readonly #version: string;
+  readonly #hooks: LlmHooks | undefined;
   bypassed = 0;
   tokensSaved = 0;
   readonly maxRecordBytes: number;
@@ -197,6 +199,7 @@ export class LlmPipeline {
     // Records of this format: a new record shape, a new version (old entries are never read).
     this.#version = `r2:${options.version === undefined ? "" : `${typeof options.version}:${options.version}`}`;
     this.#completion = new Completion(this);
+    this.#hooks = checkHooks(options, "cachingFetch()");
   }
 
   get store(): Store {
@@ -226,6 +229,13 @@ export class LlmPipeline {
       const refusal = this.passRefusal(request.headers);
       return refusal === undefined ? { kind: "pass" } : { kind: "answer", answer: refusal };
     }
+    let noStore = false;
+    if (this.#hooks !== undefined) {
+      // Before parsing: the redacted body is what is keyed and what the upstream gets.
+      const hooked = await applyHooks(request, this.#hooks);
+      request = hooked.request;
+      noStore = hooked.noStore;
+    }
     let call: Call;
     try {
       call = this.#call(request, protocol);
@@ -234,6 +244,10 @@ export class LlmPipeline {
         return { kind: "answer", answer: errorAnswer(protocol, error.status, error.message) };
       }
       throw error;
+    }
+    if (noStore) {
+      if (call.itemized) call.parsed = { ...call.parsed, bypass: "noStore" };
+      else call.mode = { kind: "bypass", reason: "noStore" };
     }
     if (call.itemized) return { kind: "miss", call };
     return this.#lookupWhole(call);

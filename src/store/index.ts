@@ -10,6 +10,12 @@ export {
 } from "./keyv.js";
 export { MemoryStore, type MemoryStoreOptions } from "./memory.js";
 export {
+  type EncryptionKey,
+  EncryptionKeyError,
+  SealedStore,
+  type SealedStoreOptions,
+} from "./sealed.js";
+export {
   type ClearScope,
   type Entry,
   type EvictReason,

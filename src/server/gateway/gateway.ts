@@ -18,11 +18,13 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../../base/clock.js";
 import type { Duration } from "../../base/duration.js";
+import { HookError } from "../../base/hook-error.js";
 import type { CacheMode } from "../../base/mode.js";
 import { nonNegativeInteger } from "../../base/validate.js";
 import type { Answer } from "../../llm/answer.js";
 import type { LlmResult } from "../../llm/call.js";
 import { NAMESPACE_HEADER, type SamplingPolicy, sessionOf } from "../../llm/controls.js";
+import type { LlmHooks } from "../../llm/hooks.js";
 import { LlmPipeline } from "../../llm/pipeline.js";
 import { header, type LlmRequest, type Protocol } from "../../llm/protocol.js";
 import type { ItemizedProtocol } from "../../llm/protocols/embeddings.js";
@@ -54,7 +56,7 @@ import { queuedUpstream } from "./upstream-queue.js";
 
 type FetchHandler = (request: Request) => Promise<Response>;
 
-export interface GatewayOptions extends Deadlines {
+export interface GatewayOptions extends Deadlines, LlmHooks {
   /**
    * What to cache: an upstream's base URL (`https://api.openai.com/v1`,
    * `http://127.0.0.1:11434/v1`), or a fetch-style handler (the local engine's `handle`).
@@ -183,6 +185,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     sampling: options.sampling,
     mode: options.mode,
     protocols: options.protocols,
+    redact: options.redact,
+    noStore: options.noStore,
     ...(options.sharedCache !== true && {
       tenant: (request: LlmRequest) => (tenants as Tenants).of(request),
     }),
@@ -243,6 +247,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (error instanceof QueueFullError) {
       metrics.recordFailure("queue-full");
       return new HttpError(503, error.message).answer();
+    }
+    if (error instanceof HookError) {
+      // The message names the hook and the error's class, never what the hook was given.
+      metrics.recordFailure("hook");
+      failures.log(`hook-${error.hook}`, error.message, undefined);
+      return new HttpError(500, error.message).answer();
     }
     if (error instanceof UpstreamError) {
       metrics.recordFailure(error.reason);
