@@ -8,6 +8,7 @@
  * lock, or waits for the process that holds it.
  */
 
+import { traceCompute } from "../base/tracing.js";
 import type { FlightLease, Scope } from "../store/store.js";
 import type { CallOptions, CallPaths } from "./call-paths.js";
 import { runComputation } from "./computation.js";
@@ -54,7 +55,7 @@ export function callSync(
   }
   paths.report("miss", key, scope, undefined, status, thisArg, args);
   const started = core.clock.now();
-  const result = paths.fn.apply(thisArg, args);
+  const result = traceCompute(paths.fn, thisArg, args);
   if (isPromiseLike(result)) {
     // A plain function that returned a promise: cache what it resolves to.
     return fly(paths, key, scope, options, async (signal) =>
@@ -136,7 +137,7 @@ export function callAsync(
     paths.report("miss", key, scope, undefined, status, thisArg, args);
     try {
       const started = core.clock.now();
-      const task = () => paths.fn.apply(thisArg, args);
+      const task = () => traceCompute(paths.fn, thisArg, args);
       const lane = paths.lane;
       const result: unknown =
         lane === undefined

@@ -12,6 +12,7 @@
 
 import { type Duration, parseDuration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
+import { activeTracer, runSpan, startSpan, storeKind, traceCompute } from "../base/tracing.js";
 import { unpinInPlace } from "../base/unpin.js";
 import { RadixTree, type Sequence } from "../prefix/radix-tree.js";
 import type { Entry, Scope } from "../store/store.js";
@@ -71,7 +72,11 @@ export class Cache<F extends object = Record<string, unknown>> {
   }
 
   /** The stored fields for `key`, or `undefined`. A hit counts as "used cache" in `trackCacheUsage`. */
-  async get(key: unknown): Promise<F | undefined> {
+  get(key: unknown): Promise<F | undefined> {
+    return this.#traced("get", key, () => this.#get(key));
+  }
+
+  async #get(key: unknown): Promise<F | undefined> {
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
@@ -86,19 +91,27 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   /** Stores `fields` under `key`, replacing what was there. Resolves to whether it was kept. */
   async set(key: unknown, fields: F, options?: CacheSetOptions): Promise<boolean> {
-    return this.#set(key, fields, options, undefined);
+    return this.#traced("set", key, () => this.#set(key, fields, options, undefined));
   }
 
   /**
    * The fields for `key`, computing and storing them on a miss. Concurrent calls for the same
    * key share one computation; a computation that throws stores nothing.
    */
-  async getOrSet(
+  getOrSet(
     key: unknown,
     compute: () => F | Promise<F>,
     options?: CacheSetOptions & { signal?: AbortSignal },
   ): Promise<F> {
-    const found = await this.get(key);
+    return this.#traced("getOrSet", key, () => this.#getOrSet(key, compute, options));
+  }
+
+  async #getOrSet(
+    key: unknown,
+    compute: () => F | Promise<F>,
+    options?: CacheSetOptions & { signal?: AbortSignal },
+  ): Promise<F> {
+    const found = await this.#get(key);
     if (found !== undefined) return found;
     const core = this.#core;
     const scope = core.scope();
@@ -119,7 +132,9 @@ export class Cache<F extends object = Record<string, unknown>> {
     const flight: Flight<F> = new Flight(
       async (signal) => {
         const started = core.clock.now();
-        const fields = await runComputation(signal, compute);
+        const fields = (await runComputation(signal, () =>
+          traceCompute(compute, undefined, []),
+        )) as F;
         if (!signal.aborted) await this.#set(key, fields, options, core.clock.now() - started);
         return fields;
       },
@@ -138,6 +153,10 @@ export class Cache<F extends object = Record<string, unknown>> {
   }
 
   async delete(key: unknown): Promise<boolean> {
+    return this.#traced("delete", key, () => this.#delete(key));
+  }
+
+  async #delete(key: unknown): Promise<boolean> {
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
@@ -234,6 +253,29 @@ export class Cache<F extends object = Record<string, unknown>> {
     if (stored) this.#index(scope, storeKey, rawKey);
     else this.#unindex(scope, storeKey);
     return stored;
+  }
+
+  /**
+   * Runs a method in its span (`infercache.cache.get`, …) when a tracer is installed: the parent
+   * of its store operations and computation, with the canonical key (a hash, never the key).
+   */
+  #traced<T>(operation: string, key: unknown, fn: () => Promise<T>): Promise<T> {
+    const tracer = activeTracer();
+    if (tracer === undefined) return fn();
+    const core = this.#core;
+    const span = startSpan(tracer, `infercache.cache.${operation}`, {
+      "infercache.namespace": core.namespace,
+      "infercache.store": storeKind(core.store),
+    });
+    try {
+      span.setAttribute("infercache.key", this.#hashOf(key));
+    } catch {
+      // An unhashable key: the method itself rejects with the reason.
+    }
+    return runSpan(span, fn, (value) => {
+      if (operation === "get")
+        span.setAttribute("infercache.outcome", value === undefined ? "miss" : "hit");
+    });
   }
 
   #keyOf(key: unknown): string {
