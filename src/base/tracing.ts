@@ -163,7 +163,7 @@ export function contextValue(key: symbol): unknown {
 }
 
 /** Runs `fn` with `span` active and `key` set to `value` in the context. */
-export function inSpanWith<T>(span: Span, key: symbol, value: unknown, fn: () => T): T {
+export function withSpanAndValue<T>(span: Span, key: symbol, value: unknown, fn: () => T): T {
   const { context, trace } = loaded();
   const active = context.active() as Context & { setValue(key: symbol, value: unknown): Context };
   return context.with(trace.setSpan(active.setValue(key, value), span), fn);

@@ -48,6 +48,7 @@ import {
 import type { ItemizedProtocol } from "./protocols/embeddings.js";
 import { defaultProtocols } from "./protocols/index.js";
 import { renderRecord } from "./render.js";
+import { traceLlmCall, traceLlmRequest, traceLlmResult, traceLlmUsage } from "./tracing.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
 
 export interface PipelineOptions {
@@ -180,6 +181,7 @@ export class LlmPipeline {
       }
       throw error;
     }
+    traceLlmCall(call);
     if (call.itemized) return { kind: "miss", call };
     return this.#lookupWhole(call);
   }
@@ -189,8 +191,14 @@ export class LlmPipeline {
     return call.itemized ? completeItems(this, call) : this.#completion.complete(call);
   }
 
-  /** Lookup, then complete a miss or forward what is not cached. */
-  async handle(request: LlmRequest): Promise<Answer> {
+  /** Lookup, then complete a miss or forward what is not cached (in a span, when traced). */
+  handle(request: LlmRequest): Promise<Answer> {
+    return traceLlmRequest(request.method, request.url.pathname, undefined, () =>
+      this.#handle(request),
+    );
+  }
+
+  async #handle(request: LlmRequest): Promise<Answer> {
     const lookup = await this.lookup(request);
     switch (lookup.kind) {
       case "hit":
@@ -269,6 +277,7 @@ export class LlmPipeline {
         : core.ttl > 0
           ? Math.min(control.ttlMs, core.ttl)
           : control.ttlMs;
+    traceLlmUsage(value);
     const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, ttl);
     await core.write(key, call.scope, entry, () => key);
   }
@@ -286,6 +295,7 @@ export class LlmPipeline {
   report(call: Call, outcome: Outcome, status: number, savedMs: number, savedTokens: number): void {
     if (outcome === "bypass") this.bypassed++;
     this.tokensSaved += savedTokens;
+    traceLlmResult(outcome, savedTokens);
     this.options.onResult?.({
       route: call.protocol.name,
       outcome,

@@ -25,6 +25,7 @@ import { NAMESPACE_HEADER, type SamplingPolicy, sessionOf } from "../../llm/cont
 import { LlmPipeline } from "../../llm/pipeline.js";
 import { header, type LlmRequest, type Protocol } from "../../llm/protocol.js";
 import type { ItemizedProtocol } from "../../llm/protocols/embeddings.js";
+import { traceLlmRequest } from "../../llm/tracing.js";
 import {
   type Deadlines,
   fetchUpstream,
@@ -259,7 +260,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers: { "content-type": "text/plain; version=0.0.4" },
       body: metrics.render(),
     }))
-    .under("*", `${mount}/`, llm);
+    .under("*", `${mount}/`, (request) =>
+      traceLlmRequest(request.method, request.path, request.headers, () => llm(request)),
+    );
   adminRoutes(router, { token: options.adminToken, store, namespace, metrics, feed });
 
   const routes = router.handler();
