@@ -28,7 +28,7 @@ const API_KEY = "sk-SECRET-MARKER-9d0b";
 let tracing: TestTracing;
 let upstream: FakeUpstream;
 let redis: RedisServer;
-const closers: (() => Promise<unknown> | void)[] = [];
+const closers: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   tracing = installTracing();

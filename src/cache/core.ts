@@ -155,14 +155,14 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     }
   }
 
+  /**
+   * A read of an in-process store: no span of its own (it costs a fraction of one), the call's
+   * span says what it found.
+   */
   readSync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {
-    const span = storeSpan(this.store, "get", scope.namespace);
     try {
-      const entry = sync.getSync(key, scope);
-      if (span !== undefined) endRead(span, entry !== undefined);
-      return entry;
+      return sync.getSync(key, scope);
     } catch (error) {
-      if (span !== undefined) endFailed(span, error);
       this.telemetry.fail("get", error);
       return undefined;
     }
