@@ -8,8 +8,10 @@
  * absent: what an application without it runs), a tracer provider registered (a
  * `BasicTracerProvider` whose processor drops spans, and an AsyncLocalStorage context manager, as
  * an SDK sets up), and the API's globals present with no tracer provider (`trace.disable()`).
- * Each state is timed in rounds, the rows of a round in turn, and the median of the rounds kept:
- * the machine is shared, and turns spread its other load over the rows alike.
+ * Each state is timed in rounds, the contenders of a round in turn (a different order each
+ * round), and the median of the rounds kept: the machine is shared, and turns spread its other
+ * load over the contenders alike. A second copy of the code before runs as a control: the
+ * ratio of two equal contenders is the noise floor of the figures.
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -161,6 +163,8 @@ export interface TracingRow {
   now: number;
   /** Median over rounds of now / before (each round's own pair). */
   ratio: number | undefined;
+  /** The same for a second copy of the code before: how far two equal contenders drift apart. */
+  control: number | undefined;
 }
 
 export interface TracingResults {
@@ -176,7 +180,7 @@ const median = (values: number[]): number =>
 
 async function rounds(
   label: string,
-  before: Contenders | undefined,
+  before: [Contenders, Contenders] | undefined,
   now: Contenders,
   count: number,
 ): Promise<TracingRow[]> {
@@ -185,36 +189,42 @@ async function rounds(
     ["cache(async fn) hit, awaited", "async"],
     ["gateway hit in-process: pipeline.lookup()", "lookup"],
   ] as const;
-  const samples = new Map<string, { before: number[]; now: number[]; ratio: number[] }>();
-  for (const [name] of kinds) samples.set(name, { before: [], now: [], ratio: [] });
-  for (let round = 0; round < count; round++) {
-    for (const [name, kind] of kinds) {
-      const time = async (c: Contenders): Promise<Result> =>
-        kind === "sync"
-          ? measureSync(name, c.sync, { samples: 15 })
-          : measureAsync(name, c[kind], { samples: 10, batch: kind === "lookup" ? 500 : 2000 });
-      // Alternate which goes first, so neither always runs on a warmer machine.
-      const first = round % 2 === 0;
-      const b = before !== undefined && first ? await time(before) : undefined;
-      const n = await time(now);
-      const b2 = before !== undefined && !first ? await time(before) : b;
-      const s = samples.get(name)!;
-      s.now.push(n.medianNs);
-      if (b2 !== undefined) {
-        s.before.push(b2.medianNs);
-        s.ratio.push(n.medianNs / b2.medianNs);
+  const contenders: [string, Contenders][] = [["now", now]];
+  if (before !== undefined) contenders.push(["before", before[0]], ["control", before[1]]);
+  const rows: TracingRow[] = [];
+  for (const [name, kind] of kinds) {
+    const times = new Map<string, number[]>(contenders.map(([who]) => [who, []]));
+    for (let round = 0; round < count; round++) {
+      // A different order each round, so no contender always runs on a warmer machine.
+      const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]!);
+      for (const [who, c] of order) {
+        const result: Result =
+          kind === "sync"
+            ? measureSync(name, c.sync, { samples: 15 })
+            : await measureAsync(name, c[kind], {
+                samples: 10,
+                batch: kind === "lookup" ? 500 : 2000,
+              });
+        times.get(who)!.push(result.medianNs);
       }
     }
-  }
-  return kinds.map(([name]) => {
-    const s = samples.get(name)!;
-    return {
+    const nowTimes = times.get("now")!;
+    const beforeTimes = times.get("before")!;
+    const controlTimes = times.get("control")!;
+    const ratios = (of: number[] | undefined) =>
+      of === undefined || of.length === 0
+        ? undefined
+        : median(of.map((t, i) => t / (beforeTimes[i] as number)));
+    rows.push({
       name: `${name} — ${label}`,
-      before: s.before.length === 0 ? undefined : median(s.before),
-      now: median(s.now),
-      ratio: s.ratio.length === 0 ? undefined : median(s.ratio),
-    };
-  });
+      before:
+        beforeTimes === undefined || beforeTimes.length === 0 ? undefined : median(beforeTimes),
+      now: median(nowTimes),
+      ratio: beforeTimes === undefined ? undefined : ratios(nowTimes),
+      control: beforeTimes === undefined ? undefined : ratios(controlTimes),
+    });
+  }
+  return rows;
 }
 
 export async function tracingCost(count = 7): Promise<TracingResults> {
@@ -222,8 +232,12 @@ export async function tracingCost(count = 7): Promise<TracingResults> {
     throw new Error("the tracing bench must run before anything registers OpenTelemetry globals");
   }
   const old = srcBeforeTracing();
+  const copy = old === undefined ? undefined : srcBeforeTracing();
   try {
-    const before = old === undefined ? undefined : await contendersOf(old.dir);
+    const before =
+      old === undefined || copy === undefined
+        ? undefined
+        : ([await contendersOf(old.dir), await contendersOf(copy.dir)] as [Contenders, Contenders]);
     const now = await contendersOf(join(process.cwd(), "src"));
     const off = await rounds("tracing off (no OpenTelemetry)", before, now, count);
     const provider = new BasicTracerProvider({ spanProcessors: [new NoopSpanProcessor()] });
@@ -244,5 +258,6 @@ export async function tracingCost(count = 7): Promise<TracingResults> {
     return { commit: old?.commit, rounds: count, off, on, apiOnly };
   } finally {
     old?.remove();
+    copy?.remove();
   }
 }

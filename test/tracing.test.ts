@@ -271,6 +271,17 @@ describe("store operations on persistent stores", () => {
 });
 
 describe("without a tracer provider", () => {
+  it("a provider registered while a cache runs is seen within 1,024 of its calls", () => {
+    tracing.uninstall();
+    const inc = cache((n: number) => n + 1);
+    for (let i = 0; i < 10; i++) inc(i);
+    tracing = installTracing();
+    let calls = 0;
+    while (tracing.named("infercache.call").length === 0 && calls < 2048) inc(calls++ % 10);
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThanOrEqual(1024);
+  });
+
   it("makes no spans, and calls still hit", async () => {
     tracing.uninstall();
     try {

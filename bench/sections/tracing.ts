@@ -6,7 +6,7 @@ function rows(list: TracingRow[]): string {
   return list
     .map(
       (row) =>
-        `| ${row.name} | ${row.before === undefined ? "—" : formatNs(row.before)} | ${formatNs(row.now)} | ${row.ratio === undefined ? "—" : `${row.ratio.toFixed(3)}x`} |`,
+        `| ${row.name} | ${row.before === undefined ? "—" : formatNs(row.before)} | ${formatNs(row.now)} | ${row.ratio === undefined ? "—" : `${row.ratio.toFixed(3)}x`} | ${row.control === undefined ? "—" : `${row.control.toFixed(3)}x`} |`,
     )
     .join("\n");
 }
@@ -28,14 +28,15 @@ export const tracing: Section = {
 
 "Before" is \`src/\` at ${results.commit === undefined ? "(not in a git checkout: no baseline)" : `\`${results.commit}\``}, the commit before tracing was added, imported beside the
 current code in the same process. Each row is the median of ${results.rounds} rounds; in a round
-the two contenders are timed in turn (alternating which goes first), and the ratio column is the
-median of the rounds' own ratios. "Tracer installed" is a \`BasicTracerProvider\` with a
+the contenders are timed in turn (a different order each round), and a ratio is the median of
+the rounds' own ratios. The control is a second copy of the code before tracing: its ratio is how
+far two equal contenders drift apart on this machine. "Tracer installed" is a \`BasicTracerProvider\` with a
 processor that drops spans and an AsyncLocalStorage context manager: the cost of making the
-spans (a call span and a store read's span per hit; the gateway's request span and its read),
-not of exporting them.
+spans (a call span per hit, with its canonical key hashed for the attribute; the gateway's
+request span and its store read's span), not of exporting them.
 
-| row | before tracing | now | now / before |
-|---|---:|---:|---:|
+| row | before tracing | now | now / before | control / before |
+|---|---:|---:|---:|---:|
 ${rows(results.off)}
 ${rows(results.apiOnly)}
 ${rows(results.on)}`);

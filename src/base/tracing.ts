@@ -11,11 +11,13 @@
  * How it knows without importing the API: every 1.x copy of the API keeps its globals in one
  * object at `globalThis[Symbol.for("opentelemetry.js.api.1")]` (that is how several copies in one
  * process agree), and a tracer provider sits in its `trace` slot (deleted by `trace.disable()`).
- * Once that object exists it never goes away, so it is looked up until found — on every 1,024th
- * call, and whenever a cache or a gateway is created (`refreshTracing`), because a lookup on the
- * global object costs ~10 ns, more than the 5% a hit may spend — and then its `trace` slot is
- * read on every call (a property load). Nothing of the SDK is needed here; a provider that
- * samples nothing gets non-recording spans, which cost little.
+ * While tracing is off that slot is looked at on every 1,024th call and at the next call after a
+ * cache or a gateway is created (`refreshTracing`), not on every call: a lookup on the global
+ * object costs ~10 ns, and once `trace.disable()` deleted a slot the object is a hash table —
+ * either is more than the 5% a hit may spend. So a provider registered while calls already run
+ * is seen within 1,024 calls of each cache. While tracing is on, each call checks that the
+ * provider is still registered (a property load). Nothing of the SDK is needed here; a provider
+ * that samples nothing gets non-recording spans, which cost little.
  *
  * What goes into attributes: names of things (store kind, namespace, function, route, model),
  * outcomes, sizes, times and canonical keys (hashes). Never an argument, a prompt, a header or an
@@ -78,33 +80,44 @@ const REGISTRY = Symbol.for("opentelemetry.js.api.1");
 const RECHECK_CALLS = 1024;
 
 let registry: { trace?: object } | undefined;
+/** Calls until tracing is off is checked again. */
 let countdown = 1;
 /** The provider `tracer` was made for (a new one, after `disable()`, gets a new tracer). */
 let tracerProvider: object | undefined;
+/** The tracer while tracing is on; `undefined` while it is off. */
 let tracer: Tracer | undefined;
 /** Our copy of the API; `null` when it cannot be loaded (tracing then stays off). */
 let api: Api | null | undefined;
 
 /**
  * The tracer to make spans with, or `undefined` when no tracer provider is registered — the one
- * branch every traced call site pays.
+ * branch every traced call site pays. Off, it counts calls and looks again every 1,024th; on, it
+ * checks that the provider is still the registered one (a property load).
  */
 export function activeTracer(): Tracer | undefined {
-  let found = registry;
-  if (found === undefined) {
+  const current = tracer;
+  if (current === undefined) {
     if (--countdown !== 0) return undefined;
     countdown = RECHECK_CALLS;
-    found = registry = (globalThis as { [REGISTRY]?: { trace?: object } })[REGISTRY];
-    if (found === undefined) return undefined;
+    return lookUp();
   }
-  const provider = found.trace;
-  if (provider === undefined) return undefined;
-  return provider === tracerProvider ? tracer : tracerFor(provider);
+  return (registry as { trace?: object }).trace === tracerProvider ? current : lookUp();
 }
 
-/** Looks for a registered provider now (a cache or a gateway being created). */
+/** Looks for a registered provider at the next call (a cache or a gateway being created). */
 export function refreshTracing(): void {
-  if (registry === undefined) countdown = 1;
+  countdown = 1;
+}
+
+function lookUp(): Tracer | undefined {
+  registry ??= (globalThis as { [REGISTRY]?: { trace?: object } })[REGISTRY];
+  const provider = registry?.trace;
+  if (provider === undefined) {
+    tracer = undefined;
+    tracerProvider = undefined;
+    return undefined;
+  }
+  return provider === tracerProvider && tracer !== undefined ? tracer : tracerFor(provider);
 }
 
 function tracerFor(provider: object): Tracer | undefined {
