@@ -37,6 +37,7 @@ export interface Span {
   setAttribute(key: string, value: AttributeValue): unknown;
   setAttributes(attributes: Attributes): unknown;
   setStatus(status: { code: number; message?: string }): unknown;
+  updateName(name: string): unknown;
   end(): void;
 }
 

@@ -31,6 +31,7 @@ import type { UpstreamRequest } from "./upstream.js";
 /** What the spans of one request share: the request's span, and what the pipeline found out. */
 interface RequestTrace {
   span: Span;
+  method: string;
   operation: string | undefined;
   model: string | undefined;
 }
@@ -85,11 +86,13 @@ export function traceLlmRequest(
   if (tracer === undefined) return run();
   const parent = headers === undefined ? undefined : extractContext(headers);
   const attributes: Attributes = { "http.request.method": method, "url.path": path };
+  // Named by the method until the pipeline knows the route: a path no route takes is the
+  // client's to choose, and span names must stay few.
   const span =
     parent === undefined
-      ? tracer.startSpan(`${method} ${path}`, { kind: SpanKind.INTERNAL, attributes })
-      : tracer.startSpan(`${method} ${path}`, { kind: SpanKind.SERVER, attributes }, parent);
-  const trace: RequestTrace = { span, operation: undefined, model: undefined };
+      ? tracer.startSpan(method, { kind: SpanKind.INTERNAL, attributes })
+      : tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
+  const trace: RequestTrace = { span, method, operation: undefined, model: undefined };
   const run2 = () => withSpanAndValue(span, REQUEST, trace, run);
   let answer: Promise<Answer>;
   try {
@@ -125,6 +128,7 @@ export function traceLlmCall(call: Call): void {
   trace.model = model;
   trace.operation = operation;
   const span = trace.span;
+  span.updateName(`${trace.method} ${call.request.url.pathname}`);
   span.setAttribute("infercache.route", route);
   if (operation !== undefined) span.setAttribute("gen_ai.operation.name", operation);
   if (model !== undefined) span.setAttribute("gen_ai.request.model", model);
@@ -176,7 +180,7 @@ export function upstreamSpan(
   const name =
     trace?.operation !== undefined && trace.model !== undefined
       ? `${trace.operation} ${trace.model}`
-      : `${request.method} ${url.pathname}`;
+      : request.method;
   const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes });
   let ended = false;
   return {
