@@ -61,7 +61,6 @@ interface Api {
   context: {
     active(): Context;
     with<T>(context: Context, fn: () => T): T;
-    bind<T>(context: Context, target: T): T;
   };
   propagation: {
     extract(
@@ -70,7 +69,6 @@ interface Api {
       getter: { keys(carrier: unknown): string[]; get(carrier: unknown, key: string): unknown },
     ): Context;
   };
-  createContextKey(description: string): symbol;
 }
 
 /** OpenTelemetry's `SpanKind` values. */
@@ -161,16 +159,6 @@ export function currentContext(): Context {
   return loaded().context.active();
 }
 
-/** `fn` bound to `context`: when it runs, spans it starts are children of that context's span. */
-export function bindTo<T>(context: Context, fn: T): T {
-  return loaded().context.bind(context, fn);
-}
-
-/** A context key of our own (values the pipeline hands to the spans of one request). */
-export function contextKey(description: string): symbol {
-  return loaded().createContextKey(description);
-}
-
 /** A value of the active context. */
 export function contextValue(key: symbol): unknown {
   return (loaded().context.active() as { getValue(key: symbol): unknown }).getValue(key);
@@ -234,16 +222,6 @@ export function endWhenSettled<T>(span: Span, result: T, onValue?: (value: unkno
     span.end();
   }
   return result;
-}
-
-/**
- * Runs `fn` inside a span of its own when a tracer is installed (ended when `fn` returns or its
- * promise settles); just runs it otherwise.
- */
-export function traced<T>(name: string, attributes: Attributes, fn: () => T): T {
-  const tracer = activeTracer();
-  if (tracer === undefined) return fn();
-  return runSpan(startSpan(tracer, name, attributes), fn);
 }
 
 /** Runs `fn` with `span` active and ends the span when `fn` is done. */
