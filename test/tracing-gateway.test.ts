@@ -209,6 +209,23 @@ describe("the gateway's request spans", () => {
     expectNoSecrets();
   });
 
+  it("a route the gateway does not cache: spans named by the method only", async () => {
+    const client = await startGateway();
+    const base = client.baseURL;
+    const response = await fetch(`${base}/models/${MARKER}?key=${API_KEY}`, {
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    await response.arrayBuffer();
+    await until(() => tracing.named("GET").length === 2, "the request's and the upstream's spans");
+    const [outer, inner] = [...tracing.named("GET")].sort((a, b) => a.kind - b.kind);
+    expect(outer?.kind).toBe(1); // SERVER
+    expect(inner?.kind).toBe(2); // CLIENT
+    expect(tracing.parentOf(inner as ReadableSpan)).toBe(outer?.spanContext().spanId);
+    expect(outer?.attributes["infercache.outcome"]).toBeUndefined();
+    // The path is the client's, and kept as an attribute; the query (an API key here) is not.
+    expect(allAttributeText(tracing.spans())).not.toContain(API_KEY);
+  });
+
   it("an upstream that refuses: the upstream span and the request span fail, by reason", async () => {
     const dead = await startFakeUpstream();
     const base = dead.baseURL;
