@@ -23,6 +23,7 @@ import { redis } from "./sections/redis.js";
 import { sealed } from "./sections/sealed.js";
 import { sqlite } from "./sections/sqlite.js";
 import { tiered } from "./sections/stores.js";
+import { tracing } from "./sections/tracing.js";
 
 // `npm run bench` builds first: the gateway's own processes run `dist/`, the code that ships
 // (through tsx, every closure a request makes also pays for esbuild's `__name` helper).
@@ -44,6 +45,8 @@ const sections: Section[] = [
   gateway,
   protocolHits,
   audioKey,
+  // Last: it registers OpenTelemetry's globals (and removes them), which every later hit would see.
+  tracing,
 ];
 
 const onlyFlag = process.argv.indexOf("--only");

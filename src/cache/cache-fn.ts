@@ -12,8 +12,10 @@
 
 import type { Listener } from "../base/emitter.js";
 import { parseMode } from "../base/mode.js";
+import { activeTracer, storeKind } from "../base/tracing.js";
 import type { Store } from "../store/store.js";
 import { type CallOptions, CallPaths } from "./call-paths.js";
+import { type CallSpanInfo, type Invoke, tracedCall } from "./call-span.js";
 import { callStream, callStreamSync } from "./call-stream.js";
 import { callAsync, callSync } from "./call-value.js";
 import { CacheCore } from "./core.js";
@@ -141,8 +143,6 @@ export type AsyncCachedFunction<F extends AnyFunction> = AsyncFunctionOf<F> & {
  */
 export type InProcessStore = Store & { readonly sync: NonNullable<Store["sync"]> };
 
-type Invoke = (thisArg: unknown, args: unknown[], options: CallOptions | undefined) => unknown;
-
 /**
  * Caches `fn` by the content of its arguments (or of what `key` returns).
  * @throws TypeError when `fn` is not a function or an option is invalid.
@@ -230,8 +230,16 @@ export function cache<F extends AnyFunction>(
   if (given.redact !== undefined || given.noStore !== undefined) {
     invoke = hooked(invoke, given, fn, kind, core, pathOptions);
   }
+  // Generators are looked up when first pulled, after the call returned: no call span for them.
+  const spanInfo: CallSpanInfo | undefined =
+    kind === "generator" || kind === "async-generator"
+      ? undefined
+      : { function: fn.name, namespace: core.namespace, store: storeKind(core.store) };
   const wrapper = function (this: unknown, ...args: unknown[]) {
-    return invoke(this, args, undefined);
+    const tracer = activeTracer();
+    return tracer === undefined || spanInfo === undefined
+      ? invoke(this, args, undefined)
+      : tracedCall(tracer, spanInfo, invoke, this, args, undefined);
   };
   Object.defineProperty(wrapper, "name", { value: fn.name, configurable: true });
   Object.defineProperty(wrapper, "length", { value: fn.length, configurable: true });
@@ -249,7 +257,10 @@ export function cache<F extends AnyFunction>(
     with: (callOptions) => {
       if (callOptions.mode !== undefined) parseMode(callOptions.mode, "mode");
       return function (this: unknown, ...args: unknown[]) {
-        return invoke(this, args, callOptions);
+        const tracer = activeTracer();
+        return tracer === undefined || spanInfo === undefined
+          ? invoke(this, args, callOptions)
+          : tracedCall(tracer, spanInfo, invoke, this, args, callOptions);
       };
     },
   };

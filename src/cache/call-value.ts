@@ -14,6 +14,7 @@
  */
 
 import { type CacheMode, modeWrites } from "../base/mode.js";
+import { traceCompute } from "../base/tracing.js";
 import type { Entry, FlightLease, Scope } from "../store/store.js";
 import type { CallOptions, CallPaths } from "./call-paths.js";
 import { runComputation } from "./computation.js";
@@ -75,7 +76,7 @@ export function callSync(
   const started = core.clock.now();
   let result: unknown;
   try {
-    result = paths.fn.apply(thisArg, args);
+    result = traceCompute(paths.fn, thisArg, args);
   } catch (error) {
     if (fallback === undefined) throw error;
     return serveFallback(paths, thisArg, args, key, scope, fallback, status);
@@ -190,7 +191,7 @@ export function callAsync(
     paths.report("miss", key, scope, undefined, status, thisArg, args);
     try {
       const started = core.clock.now();
-      const task = () => paths.fn.apply(thisArg, args);
+      const task = () => traceCompute(paths.fn, thisArg, args);
       const lane = paths.lane;
       const result: unknown =
         lane === undefined

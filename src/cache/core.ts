@@ -10,6 +10,14 @@
 import type { Clock } from "../base/clock.js";
 import { type CacheMode, currentCacheMode } from "../base/mode.js";
 import { lifetimeTimes, type StaleWindows, staleFor } from "../base/stale.js";
+import {
+  endFailed,
+  endRead,
+  failSpan,
+  refreshTracing,
+  storeSpan,
+  traceStore,
+} from "../base/tracing.js";
 import { hashKey, shortKey } from "../key/index.js";
 import type {
   Entry,
@@ -87,6 +95,7 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     this.#memo = this.sync === undefined ? undefined : new KeyMemo();
     if (this.perSession) registerSessionHolder(this);
     this.#subscribe();
+    refreshTracing();
   }
 
   /** The mode of a call: its own, else the current `withCacheMode`'s, else this cache's. */
@@ -173,14 +182,22 @@ export class CacheCore<F extends object = object> implements SessionHolder {
 
   /** Reads an entry as the store holds it, stale or not (ask `staleMs` before serving it). */
   async readEntry(key: string, scope: Scope): Promise<Entry | undefined> {
+    const span = storeSpan(this.store, "get", scope.namespace);
     try {
-      return await this.store.get(key, scope);
+      const entry = await this.store.get(key, scope);
+      if (span !== undefined) endRead(span, entry !== undefined);
+      return entry;
     } catch (error) {
+      if (span !== undefined) endFailed(span, error);
       this.telemetry.fail("get", error);
       return undefined;
     }
   }
 
+  /**
+   * A read of an in-process store, stale or not: no span of its own (it costs a fraction of
+   * one), the call's span says what it found.
+   */
   readEntrySync(sync: SyncStore, key: string, scope: Scope): Entry | undefined {
     try {
       return sync.getSync(key, scope);
@@ -221,9 +238,13 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     const coordinator = this.store.flights;
     if (coordinator === undefined) return {};
     try {
-      const lease = await coordinator.acquire(key, scope);
+      const lease = await traceStore(this.store, "lock", scope.namespace, () =>
+        coordinator.acquire(key, scope),
+      );
       if (lease !== undefined) return { lease };
-      await coordinator.waitFor(key, scope, this.waitTimeoutMs);
+      await traceStore(this.store, "wait", scope.namespace, () =>
+        coordinator.waitFor(key, scope, this.waitTimeoutMs),
+      );
     } catch (error) {
       this.telemetry.fail("lock", error);
       return {};
@@ -279,14 +300,22 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     }
     const sync = this.sync;
     if (sync !== undefined) {
+      const span = storeSpan(this.store, "set", scope.namespace);
       try {
-        return this.#written(key, scope, entry, sync.setSync(key, scope, entry), publicKey);
+        const outcome = sync.setSync(key, scope, entry);
+        span?.setAttribute("infercache.store.outcome", outcome);
+        return this.#written(key, scope, entry, outcome, publicKey);
       } catch (error) {
+        if (span !== undefined) failSpan(span, error);
         this.telemetry.fail("set", error);
         return false;
+      } finally {
+        span?.end();
       }
     }
-    return this.store.set(key, scope, entry).then(
+    return traceStore(this.store, "set", scope.namespace, () =>
+      this.store.set(key, scope, entry),
+    ).then(
       (outcome) => this.#written(key, scope, entry, outcome, publicKey),
       (error: unknown) => {
         this.telemetry.fail("set", error);
@@ -340,7 +369,9 @@ export class CacheCore<F extends object = object> implements SessionHolder {
   async size(): Promise<number> {
     const scope = this.scope();
     try {
-      return await this.store.size({ namespace: this.namespace, session: scope.session ?? null });
+      return await traceStore(this.store, "size", this.namespace, () =>
+        this.store.size({ namespace: this.namespace, session: scope.session ?? null }),
+      );
     } catch (error) {
       this.telemetry.fail("size", error);
       return 0;
@@ -350,7 +381,9 @@ export class CacheCore<F extends object = object> implements SessionHolder {
   /** Drops every entry of this cache, in every session. */
   async clear(): Promise<number> {
     try {
-      return await this.store.clear({ namespace: this.namespace });
+      return await traceStore(this.store, "clear", this.namespace, () =>
+        this.store.clear({ namespace: this.namespace }),
+      );
     } catch (error) {
       this.telemetry.fail("clear", error);
       return 0;
@@ -365,7 +398,9 @@ export class CacheCore<F extends object = object> implements SessionHolder {
   async clearSession(id: string): Promise<number> {
     for (const hook of this.#sessionHooks) hook(id);
     try {
-      return await this.store.clear({ namespace: this.namespace, session: id });
+      return await traceStore(this.store, "clear", this.namespace, () =>
+        this.store.clear({ namespace: this.namespace, session: id }),
+      );
     } catch (error) {
       this.telemetry.fail("clear", error);
       return 0;
@@ -374,7 +409,9 @@ export class CacheCore<F extends object = object> implements SessionHolder {
 
   async remove(key: string, scope: Scope): Promise<boolean> {
     try {
-      return await this.store.delete(key, scope);
+      return await traceStore(this.store, "delete", scope.namespace, () =>
+        this.store.delete(key, scope),
+      );
     } catch (error) {
       this.telemetry.fail("delete", error);
       return false;

@@ -13,6 +13,7 @@
 import { type Duration, parseDuration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
 import { CacheMissError, type CacheMode, modeWrites, parseMode } from "../base/mode.js";
+import { activeTracer, runSpan, startSpan, storeKind, traceCompute } from "../base/tracing.js";
 import { unpinInPlace } from "../base/unpin.js";
 import { RadixTree, type Sequence } from "../prefix/radix-tree.js";
 import type { Entry, Scope } from "../store/store.js";
@@ -117,7 +118,9 @@ export class Cache<F extends object = Record<string, unknown>> {
    */
   async get(given: unknown, options?: CacheGetOptions): Promise<F | undefined> {
     const { key, bypass } = this.#hooked(given);
-    return bypass ? undefined : this.#get(key, this.#modeOf(options));
+    if (bypass) return undefined;
+    const mode = this.#modeOf(options);
+    return this.#traced("get", key, () => this.#get(key, mode));
   }
 
   /** `get` of a key the hooks have already seen. */
@@ -144,7 +147,7 @@ export class Cache<F extends object = Record<string, unknown>> {
   async set(given: unknown, fields: F, options?: CacheSetOptions): Promise<boolean> {
     const { key, bypass } = this.#hooked(given);
     if (bypass) return false;
-    return this.#set(key, fields, options, undefined);
+    return this.#traced("set", key, () => this.#set(key, fields, options, undefined));
   }
 
   /**
@@ -158,6 +161,14 @@ export class Cache<F extends object = Record<string, unknown>> {
   ): Promise<F> {
     const { key, bypass } = this.#hooked(given);
     if (bypass) return compute();
+    return this.#traced("getOrSet", key, () => this.#getOrSet(key, compute, options));
+  }
+
+  async #getOrSet(
+    key: unknown,
+    compute: () => F | Promise<F>,
+    options?: CacheSetOptions & { signal?: AbortSignal },
+  ): Promise<F> {
     // The mode is settled once, so the flight stores (or not) as this call's mode says.
     const mode = this.#modeOf(options);
     // Replay: a stored (fresh) entry, else CacheMissError; never a computation.
@@ -207,7 +218,7 @@ export class Cache<F extends object = Record<string, unknown>> {
         const started = core.clock.now();
         let fields: F;
         try {
-          fields = await runComputation(signal, compute);
+          fields = (await runComputation(signal, () => traceCompute(compute, undefined, []))) as F;
         } catch (error) {
           if (fallback === undefined || signal.aborted) throw error;
           this.#stale(storeKey, key, scope, fallback, "error");
@@ -268,6 +279,10 @@ export class Cache<F extends object = Record<string, unknown>> {
 
   async delete(given: unknown): Promise<boolean> {
     const { key } = this.#hooked(given);
+    return this.#traced("delete", key, () => this.#delete(key));
+  }
+
+  async #delete(key: unknown): Promise<boolean> {
     const core = this.#core;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
@@ -384,6 +399,29 @@ export class Cache<F extends object = Record<string, unknown>> {
   #modeOf(options: { mode?: CacheMode | undefined } | undefined): CacheMode {
     const own = options?.mode;
     return this.#core.modeOf(own === undefined ? undefined : parseMode(own, "mode"));
+  }
+
+  /**
+   * Runs a method in its span (`infercache.cache.get`, …) when a tracer is installed: the parent
+   * of its store operations and computation, with the canonical key (a hash, never the key).
+   */
+  #traced<T>(operation: string, key: unknown, fn: () => Promise<T>): Promise<T> {
+    const tracer = activeTracer();
+    if (tracer === undefined) return fn();
+    const core = this.#core;
+    const span = startSpan(tracer, `infercache.cache.${operation}`, {
+      "infercache.namespace": core.namespace,
+      "infercache.store": storeKind(core.store),
+    });
+    try {
+      span.setAttribute("infercache.key", this.#hashOf(key));
+    } catch {
+      // An unhashable key: the method itself rejects with the reason.
+    }
+    return runSpan(span, fn, (value) => {
+      if (operation === "get")
+        span.setAttribute("infercache.outcome", value === undefined ? "miss" : "hit");
+    });
   }
 
   #keyOf(key: unknown): string {

@@ -11,6 +11,7 @@
  * path, so nothing waits on a call that failed.
  */
 
+import { traceStore } from "../base/tracing.js";
 import { FlightTable } from "../cache/flight-table.js";
 import type { Entry, FlightLease } from "../store/store.js";
 import type { Answer, ByteStream } from "./answer.js";
@@ -83,7 +84,9 @@ export class Completion {
     const coordinator = pipeline.store.flights;
     if (coordinator === undefined) return {};
     try {
-      const lease = await coordinator.acquire(call.key, call.scope);
+      const lease = await traceStore(pipeline.store, "lock", call.scope.namespace, () =>
+        coordinator.acquire(call.key, call.scope),
+      );
       if (lease !== undefined) {
         // Another process may have stored the answer and let go of the lock between this
         // request's read and its acquire: read once more before calling the upstream again.
@@ -93,7 +96,9 @@ export class Completion {
         pipeline.core.releaseAfter(lease, undefined);
         return { record, entry: entry as Entry };
       }
-      await coordinator.waitFor(call.key, call.scope, pipeline.core.waitTimeoutMs);
+      await traceStore(pipeline.store, "wait", call.scope.namespace, () =>
+        coordinator.waitFor(call.key, call.scope, pipeline.core.waitTimeoutMs),
+      );
     } catch (error) {
       pipeline.core.telemetry.fail("lock", error);
       return {};

@@ -68,6 +68,7 @@ import type { ItemizedProtocol } from "./protocols/embeddings.js";
 import { defaultProtocols } from "./protocols/index.js";
 import { openaiError } from "./protocols/openai.js";
 import { renderRecord } from "./render.js";
+import { traceLlmCall, traceLlmRequest, traceLlmResult, traceLlmUsage } from "./tracing.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
 
 export interface PipelineOptions extends LlmHooks {
@@ -249,6 +250,7 @@ export class LlmPipeline {
       if (call.itemized) call.parsed = { ...call.parsed, bypass: "noStore" };
       else call.mode = { kind: "bypass", reason: "noStore" };
     }
+    traceLlmCall(call);
     if (call.itemized) return { kind: "miss", call };
     return this.#lookupWhole(call);
   }
@@ -374,8 +376,14 @@ export class LlmPipeline {
       .finally(() => this.#refreshing.delete(id));
   }
 
-  /** Lookup, then complete a miss or forward what is not cached. */
-  async handle(request: LlmRequest): Promise<Answer> {
+  /** Lookup, then complete a miss or forward what is not cached (in a span, when traced). */
+  handle(request: LlmRequest): Promise<Answer> {
+    return traceLlmRequest(request.method, request.url.pathname, undefined, () =>
+      this.#handle(request),
+    );
+  }
+
+  async #handle(request: LlmRequest): Promise<Answer> {
     const lookup = await this.lookup(request);
     switch (lookup.kind) {
       case "hit":
@@ -483,6 +491,7 @@ export class LlmPipeline {
             whileRevalidateMs: Math.max(windows.whileRevalidateMs, this.stale.whileRevalidateMs),
             ifErrorMs: Math.max(windows.ifErrorMs, this.stale.ifErrorMs),
           };
+    traceLlmUsage(value);
     const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, ttl, keep);
     await core.write(key, call.scope, entry, () => key);
   }
@@ -501,6 +510,7 @@ export class LlmPipeline {
     if (call.background === true) return;
     if (outcome === "bypass") this.bypassed++;
     this.tokensSaved += savedTokens;
+    traceLlmResult(outcome, savedTokens);
     this.options.onResult?.({
       route: call.protocol.name,
       outcome,

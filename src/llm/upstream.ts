@@ -14,6 +14,7 @@ import http from "node:http";
 import https from "node:https";
 import type { ByteStream } from "./answer.js";
 import { fromWebStream } from "./answer.js";
+import { upstreamSpan } from "./tracing.js";
 
 export interface UpstreamRequest {
   method: string;
@@ -147,6 +148,7 @@ export function withDeadlines(upstream: Upstream, deadlines: Deadlines): Upstrea
   const firstByteMs = deadlines.firstByteTimeoutMs ?? 120_000;
   const idleMs = deadlines.idleTimeoutMs ?? 120_000;
   return async (request) => {
+    const traced = upstreamSpan(request);
     const controller = new AbortController();
     const outer = request.signal;
     const onAbort = () => controller.abort(outer?.reason);
@@ -168,13 +170,16 @@ export function withDeadlines(upstream: Upstream, deadlines: Deadlines): Upstrea
     } catch (error) {
       outer?.removeEventListener("abort", onAbort);
       const reason = controller.signal.reason;
+      traced?.end(reason instanceof UpstreamError ? reason : error);
       throw reason instanceof UpstreamError ? reason : error;
     } finally {
       clearTimeout(timer);
     }
+    traced?.span.setAttribute("http.response.status_code", response.status);
     const source = response.body;
     const body: ByteStream = {
       cancel: (reason) => {
+        traced?.end();
         outer?.removeEventListener("abort", onAbort);
         source.cancel(reason);
       },
@@ -199,7 +204,11 @@ export function withDeadlines(upstream: Upstream, deadlines: Deadlines): Upstrea
             if (next.done === true) return;
             yield next.value;
           }
+        } catch (error) {
+          traced?.end(error);
+          throw error;
         } finally {
+          traced?.end();
           outer?.removeEventListener("abort", onAbort);
           await iterator.return?.();
         }

@@ -15,6 +15,7 @@
  */
 
 import { type Clock, systemClock } from "../base/clock.js";
+import { traceQueueWait } from "../base/tracing.js";
 import { nonNegativeInteger, positiveInteger } from "../base/validate.js";
 import { currentSignal, runComputation } from "../cache/computation.js";
 import type { LaneRunOptions, QueueLane, QueueLike, QueuePosition } from "../cache/scheduling.js";
@@ -282,6 +283,7 @@ export class Lane implements QueueLane {
       onPosition,
       cancelled: false,
     };
+    traceQueueWait(job, this.name, this.#live + 1);
     if (signal !== undefined) {
       job.onAbort = () => this.#cancel(job);
       signal.addEventListener("abort", job.onAbort, { once: true });

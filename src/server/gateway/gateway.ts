@@ -28,6 +28,7 @@ import type { LlmHooks } from "../../llm/hooks.js";
 import { LlmPipeline } from "../../llm/pipeline.js";
 import { header, type LlmRequest, type Protocol } from "../../llm/protocol.js";
 import type { ItemizedProtocol } from "../../llm/protocols/embeddings.js";
+import { traceLlmRequest } from "../../llm/tracing.js";
 import {
   type Deadlines,
   fetchUpstream,
@@ -295,7 +296,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers: { "content-type": "text/plain; version=0.0.4" },
       body: metrics.render(),
     }))
-    .under("*", `${mount}/`, llm);
+    .under("*", `${mount}/`, (request) =>
+      traceLlmRequest(request.method, request.path, request.headers, () => llm(request)),
+    );
   adminRoutes(router, { token: options.adminToken, store, namespace, metrics, feed });
 
   const routes = router.handler();
