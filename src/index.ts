@@ -88,6 +88,7 @@ export {
   type KeyvLike,
   MemoryStore,
   type MemoryStoreOptions,
+  type PurgeFilter,
   type Scope,
   type SetOutcome,
   type Size,
