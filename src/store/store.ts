@@ -153,11 +153,15 @@ export interface FlightLease {
 export interface InvalidationMessage {
   /** The store instance that sent it (a process ignores its own). */
   origin: string;
-  kind: "key" | "clear";
+  /** `purge`: drop what `tags`/`olderThan` (with `namespace`) match, as `Store.purge` does. */
+  kind: "key" | "clear" | "purge";
   namespace?: string | undefined;
   /** A session, `null` for the shared entries, absent for all. */
   session?: string | null | undefined;
   key?: string | undefined;
+  /** For `purge`: the filter's tags and time (ms since the epoch). */
+  tags?: readonly string[] | undefined;
+  olderThan?: number | undefined;
 }
 
 /** A store that can tell other processes about changes (RedisStore, through pub/sub). */
