@@ -123,7 +123,12 @@ function startStream(
     step: (signal, step) => runComputation(signal, step),
     complete: (record) => {
       const written = paths.allows(record.yields)
-        ? core.write(key, scope, core.entry(record, core.clock.now() - started), shown)
+        ? core.write(
+            key,
+            scope,
+            paths.entry(record, core.clock.now() - started, thisArg, args),
+            shown,
+          )
         : undefined;
       flights.releaseAfter(id, flight, written instanceof Promise ? written : undefined);
     },
