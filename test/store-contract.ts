@@ -209,6 +209,24 @@ export function runStoreContract(
         expect(await store.size()).toBe(0);
       });
 
+      it("with allTags, removes only entries carrying every one of them (and any of `tags`)", async () => {
+        const store = await open();
+        await store.set("mt", a, entry(1, { tags: ["model:m", "tenant:t", "x"] }));
+        await store.set("m", a, entry(2, { tags: ["model:m"] }));
+        await store.set("t", b, entry(3, { tags: ["tenant:t"] }));
+        await store.set("mt2", b, entry(4, { tags: ["tenant:t", "model:m"] }));
+        expect(await purgeOf(store)({ allTags: ["model:m", "tenant:t"], tags: ["x", "y"] })).toBe(
+          1,
+        );
+        expect(await has(store, "mt")).toBe(false);
+        expect(await purgeOf(store)({ allTags: ["tenant:t", "model:m"] })).toBe(1);
+        expect(await has(store, "m")).toBe(true);
+        expect(await has(store, "t", b)).toBe(true);
+        expect(await purgeOf(store)({ allTags: ["model:m", "nobody"] })).toBe(0);
+        expect(await purgeOf(store)({ allTags: ["model:m"] })).toBe(1);
+        await expect(purgeOf(store)({ allTags: [] })).rejects.toThrow(/at least one tag/);
+      });
+
       it("removes entries written before a time, alone or with a tag (AND)", async () => {
         const store = await open();
         const now = Date.now();

@@ -279,18 +279,31 @@ export class MemoryStore implements Store, SyncStore {
   purgeSync(filter: PurgeFilter): number {
     const checked = checkPurgeFilter(filter);
     const now = this.#clock.now();
-    const candidates: Node[] = [];
-    if (checked.tags !== undefined) {
+    let candidates: Iterable<Node> = [];
+    if (checked.allTags !== undefined) {
+      // The rarest of the tags every match carries: the others are checked per entry.
+      let rarest: Set<Node> | undefined;
+      for (const tag of checked.allTags) {
+        const nodes = this.#tagged.get(tag);
+        if (nodes === undefined) return 0;
+        if (rarest === undefined || nodes.size < rarest.size) rarest = nodes;
+      }
+      candidates = [...(rarest as Set<Node>)];
+    } else if (checked.tags !== undefined) {
+      const union: Node[] = [];
+      candidates = union;
       const seen = new Set<Node>();
       for (const tag of checked.tags) {
         for (const node of this.#tagged.get(tag) ?? []) {
           if (seen.has(node)) continue;
           seen.add(node);
-          candidates.push(node);
+          union.push(node);
         }
       }
     } else {
-      for (let node = this.#head; node !== undefined; node = node.next) candidates.push(node);
+      const all: Node[] = [];
+      candidates = all;
+      for (let node = this.#head; node !== undefined; node = node.next) all.push(node);
     }
     let removed = 0;
     for (const node of candidates) {

@@ -79,7 +79,7 @@ export function checkPurgeFilter(filter: PurgeFilter): PurgeFilter {
       `Expected the purge filter to be an object with \`tags\` and/or \`olderThan\`, got ${describe(filter)}`,
     );
   }
-  const { namespace, tags, olderThan } = filter;
+  const { namespace, tags, allTags, olderThan } = filter;
   if (namespace !== undefined && typeof namespace !== "string") {
     throw new TypeError(`Expected \`namespace\` to be a string, got ${describe(namespace)}`);
   }
@@ -93,17 +93,29 @@ export function checkPurgeFilter(filter: PurgeFilter): PurgeFilter {
       "Expected `tags` to hold at least one tag, got `[]`; leave `tags` out to purge by `olderThan` alone",
     );
   }
+  if (Array.isArray(allTags) && allTags.length === 0) {
+    throw new TypeError(
+      "Expected `allTags` to hold at least one tag, got `[]`; leave `allTags` out instead",
+    );
+  }
   const checked = checkTags(tags);
-  if (checked === undefined && olderThan === undefined) {
+  const all = checkTags(allTags, "allTags");
+  if (checked === undefined && all === undefined && olderThan === undefined) {
     throw new TypeError(
       namespace === undefined
         ? "Expected the purge filter to have `tags` or `olderThan`, got neither; to remove every entry use clear()"
         : "Expected the purge filter to have `tags` or `olderThan`, got only `namespace`; to remove a whole namespace use clear({ namespace })",
     );
   }
-  const out: { namespace?: string; tags?: readonly string[]; olderThan?: number } = {};
+  const out: {
+    namespace?: string;
+    tags?: readonly string[];
+    allTags?: readonly string[];
+    olderThan?: number;
+  } = {};
   if (namespace !== undefined) out.namespace = namespace;
   if (checked !== undefined) out.tags = checked;
+  if (all !== undefined) out.allTags = all;
   if (olderThan !== undefined) out.olderThan = olderThan;
   return out;
 }
@@ -112,6 +124,11 @@ export function checkPurgeFilter(filter: PurgeFilter): PurgeFilter {
 export function matchesPurge(entry: Entry, namespace: string, filter: PurgeFilter): boolean {
   if (filter.namespace !== undefined && filter.namespace !== namespace) return false;
   if (filter.olderThan !== undefined && !(entry.createdAt < filter.olderThan)) return false;
+  if (filter.allTags !== undefined) {
+    const tags = entry.tags;
+    if (tags === undefined) return false;
+    for (const tag of filter.allTags) if (!tags.includes(tag)) return false;
+  }
   if (filter.tags !== undefined) {
     const tags = entry.tags;
     if (tags === undefined) return false;

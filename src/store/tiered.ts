@@ -119,6 +119,7 @@ export class TieredStore implements Store {
       kind: "purge",
       namespace: filter.namespace,
       tags: filter.tags,
+      allTags: filter.allTags,
       olderThan: filter.olderThan,
     });
     return removed;
@@ -178,6 +179,7 @@ export class TieredStore implements Store {
         this.memory.purgeSync({
           namespace: message.namespace,
           tags: message.tags,
+          allTags: message.allTags,
           olderThan: message.olderThan,
         });
       } catch {

@@ -158,7 +158,7 @@ export function parseInvalidation(message: string): InvalidationMessage | undefi
     return undefined;
   }
   if (typeof parsed !== "object" || parsed === null) return undefined;
-  const { origin, kind, namespace, session, key, tags, olderThan } = parsed as Record<
+  const { origin, kind, namespace, session, key, tags, allTags, olderThan } = parsed as Record<
     string,
     unknown
   >;
@@ -166,6 +166,12 @@ export function parseInvalidation(message: string): InvalidationMessage | undefi
     return undefined;
   }
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
+    return undefined;
+  }
+  if (
+    allTags !== undefined &&
+    !(Array.isArray(allTags) && allTags.every((t) => typeof t === "string"))
+  ) {
     return undefined;
   }
   if (olderThan !== undefined && typeof olderThan !== "number") return undefined;
@@ -177,6 +183,7 @@ export function parseInvalidation(message: string): InvalidationMessage | undefi
   if (session !== undefined) result.session = session;
   if (key !== undefined) result.key = key;
   if (tags !== undefined) result.tags = tags as string[];
+  if (allTags !== undefined) result.allTags = allTags as string[];
   if (olderThan !== undefined) result.olderThan = olderThan;
   return result;
 }

@@ -43,8 +43,9 @@ export class RedisPurge {
     let removed = 0;
     for (const namespace of namespaces) {
       if (this.#bookkeeping.scanning) removed += await this.#scan(namespace, filter);
-      else if (filter.tags !== undefined) removed += await this.#byTags(namespace, filter);
-      else removed += await this.#byAge(namespace, filter.olderThan as number);
+      else if (filter.tags !== undefined || filter.allTags !== undefined) {
+        removed += await this.#byTags(namespace, filter);
+      } else removed += await this.#byAge(namespace, filter.olderThan as number);
     }
     return removed;
   }
@@ -52,7 +53,10 @@ export class RedisPurge {
   async #byTags(namespace: string, filter: PurgeFilter): Promise<number> {
     const handled = new Set<string>();
     let removed = 0;
-    for (const tag of filter.tags as readonly string[]) {
+    // With `allTags`, one of them is walked and the others checked per member.
+    const walked =
+      filter.allTags !== undefined ? [filter.allTags[0] as string] : (filter.tags ?? []);
+    for (const tag of walked) {
       const tagKey = this.#layout.tagKey(namespace, tag);
       let cursor = "0";
       do {
@@ -91,18 +95,54 @@ export class RedisPurge {
       | string
       | null
     )[];
-    const matching: string[] = [];
+    let matching: string[] = [];
+    let matchedAt: number[] = [];
     const stale: string[] = [];
     for (const [i, member] of members.entries()) {
       const createdAt = current[i] === null || current[i] === undefined ? NaN : Number(current[i]);
       if (createdAt !== taggedAt[i]) stale.push(member);
-      else if (filter.olderThan === undefined || createdAt < filter.olderThan)
+      else if (filter.olderThan === undefined || createdAt < filter.olderThan) {
         matching.push(member);
+        matchedAt.push(createdAt);
+      }
+    }
+    if (filter.allTags !== undefined) {
+      // The other tags must be on the entry as it is now: in their index at its creation time.
+      // Members that fail only these tests are not stale, and stay in the walked index.
+      for (const tag of filter.allTags.slice(1)) {
+        if (matching.length === 0) break;
+        const has = await this.#taggedNow(namespace, tag, matching, matchedAt);
+        matching = matching.filter((_, i) => has[i]);
+        matchedAt = matchedAt.filter((_, i) => has[i]);
+      }
+      if (filter.tags !== undefined && matching.length > 0) {
+        const any = matching.map(() => false);
+        for (const tag of filter.tags) {
+          const has = await this.#taggedNow(namespace, tag, matching, matchedAt);
+          for (const [i, yes] of has.entries()) if (yes) any[i] = true;
+        }
+        matching = matching.filter((_, i) => any[i]);
+      }
     }
     const removed = await this.#removeMembers(namespace, matching);
     const done = [...stale, ...matching];
     if (done.length > 0) await this.#send(["ZREM", tagKey, ...done], tagKey);
     return removed;
+  }
+
+  /** For each member: whether `tag`'s index holds it at the entry's creation time. */
+  async #taggedNow(
+    namespace: string,
+    tag: string,
+    members: string[],
+    createdAt: number[],
+  ): Promise<boolean[]> {
+    const tagKey = this.#layout.tagKey(namespace, tag);
+    const scores = (await this.#send(["ZMSCORE", tagKey, ...members], tagKey)) as (string | null)[];
+    return members.map((_, i) => {
+      const score = scores[i];
+      return score !== null && score !== undefined && Number(score) === createdAt[i];
+    });
   }
 
   async #byAge(namespace: string, olderThan: number): Promise<number> {

@@ -186,6 +186,10 @@ export function purgeSql(
     );
     params.push(...filter.tags);
   }
+  for (const tag of filter.allTags ?? []) {
+    clauses.push("id IN (SELECT entry_id FROM entry_tags WHERE tag = ?)");
+    params.push(tag);
+  }
   if (filter.olderThan !== undefined) {
     clauses.push("created_at < ?");
     params.push(filter.olderThan);
