@@ -35,6 +35,7 @@ import {
   samplingOf,
   sessionOf,
 } from "./controls.js";
+import { entryTags, requestTags } from "./entry-tags.js";
 import { connectionListed, headerRole } from "./headers.js";
 import { completeItems } from "./itemized.js";
 import {
@@ -270,6 +271,7 @@ export class LlmPipeline {
           ? Math.min(control.ttlMs, core.ttl)
           : control.ttlMs;
     const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, ttl);
+    entry.tags = entryTags(call);
     await core.write(key, call.scope, entry, () => key);
   }
 
@@ -380,6 +382,7 @@ export class LlmPipeline {
     const namespace = namespaceOf(headers) ?? this.core.namespace;
     const session = sessionOf(headers);
     const tenant = this.options.tenant?.(request);
+    const tags = requestTags(headers);
     const sampling = samplingOf(headers);
     // A session is private to its tenant: another tenant's session of the same id is another.
     // (Objects here are written out whole: in V8 `{ ...a, b }` costs ~0.7 µs, a literal ~0.01.)
@@ -400,6 +403,7 @@ export class LlmPipeline {
         control,
         scope,
         tenant,
+        tags,
         started,
         startedAt,
         itemized: true,
@@ -435,6 +439,7 @@ export class LlmPipeline {
       control,
       scope,
       tenant,
+      tags,
       started,
       startedAt,
       itemized: false,

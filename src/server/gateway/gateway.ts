@@ -260,7 +260,14 @@ export function createGateway(options: GatewayOptions): Gateway {
       body: metrics.render(),
     }))
     .under("*", `${mount}/`, llm);
-  adminRoutes(router, { token: options.adminToken, store, namespace, metrics, feed });
+  adminRoutes(router, {
+    token: options.adminToken,
+    store,
+    namespace,
+    metrics,
+    feed,
+    now: () => (options.clock ?? Date).now(),
+  });
 
   const routes = router.handler();
   const allowed = new Set(options.allowedOrigins ?? []);
