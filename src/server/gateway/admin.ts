@@ -95,9 +95,10 @@ export function adminRoutes(router: Router, options: AdminOptions): void {
         }
         return json({ removed: await options.store.purge(filter) });
       }
-      const removed = await options.store.clear({
-        namespace: wanted.namespace ?? options.namespace,
-      });
+      // "*": every namespace, as a filter's `namespace` reads it.
+      const removed = await options.store.clear(
+        wanted.namespace === "*" ? undefined : { namespace: wanted.namespace ?? options.namespace },
+      );
       return json({ removed });
     }),
   );
