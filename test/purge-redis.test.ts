@@ -5,6 +5,8 @@
  * path (indexes Redis may evict) finds the same entries, and a TieredStore purge reaches other
  * processes' memory tiers.
  */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TieredStore } from "../src/index.js";
@@ -149,4 +151,36 @@ describe("RedisStore purge indexes", () => {
     expect(two.memory.peekSync("other", a)?.value).toBe("untagged");
     expect(await two.get("k", a)).toBeUndefined();
   });
+
+  it("a TieredStore purge drops the entries from another process's memory tier", async () => {
+    const prefix = `child${++prefixes}:`;
+    const here = new TieredStore({ store: new RedisStore({ url: server.url, prefix }) });
+    stores.push(here);
+    await here.ready();
+    await here.set("k", a, entry("tagged", { tags: ["t"] }));
+    await here.set("other", a, entry("untagged"));
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "test/helpers/tiered-purge-worker.ts", server.url, prefix, "k", "other"],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const next = async () => String((await lines.next()).value);
+    try {
+      expect(await next()).toBe("ready");
+      child.stdin.write("check\n");
+      expect(JSON.parse(await next())).toEqual(["k", "other"]);
+      expect(await here.purge({ tags: ["t"] })).toBe(1);
+      let held: string[] = [];
+      await until(async () => {
+        child.stdin.write("check\n");
+        held = JSON.parse(await next()) as string[];
+        return !held.includes("k");
+      }, "the child's memory tier to drop k");
+      expect(held).toEqual(["other"]);
+    } finally {
+      child.stdin.end();
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
+  }, 60_000);
 });
