@@ -6,10 +6,13 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
 import { Cache, cache, MemoryStore } from "../src/index.js";
+import { cachingFetch } from "../src/llm.js";
 import { SqliteStore } from "../src/sqlite.js";
 import { FakeClock } from "./helpers/fake-clock.js";
+import { startFakeUpstream } from "./helpers/fake-upstream.js";
 
 const dir = mkdtempSync(join(tmpdir(), "infercache-tags-"));
 let files = 0;
@@ -106,5 +109,42 @@ describe("cache(fn) with tags", () => {
     );
     const bad = cache((x: number) => x, { tags: () => [""] });
     expect(() => bad(1)).toThrow(/Expected `tags\[0\]` to be a string of 1 to 200 characters/);
+  });
+});
+
+describe("cachingFetch with tags", () => {
+  it("stores x-infercache-tags and the model's tag; fetch.cache.purge drops them", async () => {
+    const upstream = await startFakeUpstream();
+    try {
+      const fetch = cachingFetch({ store: new MemoryStore({ maxSize: 0 }) });
+      const openai = new OpenAI({
+        apiKey: "sk-lib",
+        baseURL: upstream.baseURL,
+        fetch,
+        maxRetries: 0,
+      });
+      const ask = async (model: string, content: string, tags?: string) => {
+        const { response } = await openai.chat.completions
+          .create(
+            { model, messages: [{ role: "user", content }], temperature: 0 },
+            tags === undefined ? {} : { headers: { "x-infercache-tags": tags } },
+          )
+          .withResponse();
+        return response.headers.get("x-infercache");
+      };
+      expect(await ask("m1", "one", "faq")).toBe("miss");
+      expect(await ask("m1", "two")).toBe("miss");
+      expect(await ask("m2", "three")).toBe("miss");
+      expect(upstream.received.every((r) => r.headers["x-infercache-tags"] === undefined)).toBe(
+        true,
+      );
+      expect(await fetch.cache.purge({ tag: "faq" })).toBe(1);
+      expect(await fetch.cache.purge({ model: "m1" })).toBe(1);
+      expect(await ask("m2", "three")).toBe("hit");
+      expect(await ask("m1", "two")).toBe("miss");
+      await expect(fetch.cache.purge({})).rejects.toThrow(/`tag`, `tags` or `olderThan`/);
+    } finally {
+      await upstream.close();
+    }
   });
 });
