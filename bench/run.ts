@@ -18,6 +18,7 @@ import { maxMemory } from "./sections/max-memory.js";
 import { memoryStore } from "./sections/memory-store.js";
 import { prefix } from "./sections/prefix.js";
 import { protocolHits } from "./sections/protocol-hits.js";
+import { purge } from "./sections/purge.js";
 import { batching, queue } from "./sections/queue.js";
 import { redis } from "./sections/redis.js";
 import { sealed } from "./sections/sealed.js";
@@ -45,6 +46,7 @@ const sections: Section[] = [
   gateway,
   protocolHits,
   audioKey,
+  purge,
   // Last: it registers OpenTelemetry's globals (and removes them), which every later hit would see.
   tracing,
 ];

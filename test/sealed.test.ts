@@ -324,18 +324,12 @@ describe("a wrong key is refused clearly", () => {
 });
 
 describe("purge by tag through a sealed store", () => {
-  /** A SqliteStore with a scanning `purge`, standing in for the tag index other stores add. */
+  /** A SqliteStore that records the filters its (indexed) `purge` is given. */
   class PurgeableSqlite extends SqliteStore {
     readonly filters: PurgeFilter[] = [];
-    async purge(filter: PurgeFilter): Promise<number> {
+    override async purge(filter: PurgeFilter): Promise<number> {
       this.filters.push(filter);
-      const scope = { namespace: filter.namespace ?? "" };
-      const doomed: string[] = [];
-      for await (const [key, entry] of this.entries(scope)) {
-        if (entry.tags?.some((tag) => filter.tags?.includes(tag))) doomed.push(key);
-      }
-      for (const key of doomed) await this.delete(key, scope);
-      return doomed.length;
+      return super.purge(filter);
     }
   }
 
@@ -355,6 +349,25 @@ describe("purge by tag through a sealed store", () => {
     expect(await store.get("new", scope)).toBeUndefined();
     expect((await store.get("kept", scope))?.value).toBe(3);
     expect(JSON.stringify(inner.filters)).not.toContain(TAG);
+    await inner.close();
+  });
+
+  it("matches allTags (the gateway's model AND tenant) under the key that sealed each entry", async () => {
+    const inner = new PurgeableSqlite({ path: join(dir, "purge-all.db") });
+    const scope = { namespace: "p" };
+    await new SealedStore(inner, { keys: `k1:${K1}` }).set("old", scope, {
+      value: 1,
+      createdAt: 1,
+      tags: ["model:m", "tenant:a"],
+    });
+    const store = new SealedStore(inner, { keys: `k2:${K2},k1:${K1}` });
+    await store.set("new", scope, { value: 2, createdAt: 2, tags: ["model:m", "tenant:a"] });
+    await store.set("other", scope, { value: 3, createdAt: 3, tags: ["model:m", "tenant:b"] });
+    expect(await store.purge?.({ namespace: "p", allTags: ["model:m", "tenant:a"] })).toBe(2);
+    expect(await store.get("old", scope)).toBeUndefined();
+    expect(await store.get("new", scope)).toBeUndefined();
+    expect((await store.get("other", scope))?.value).toBe(3);
+    expect(JSON.stringify(inner.filters)).not.toContain("tenant:a");
     await inner.close();
   });
 });

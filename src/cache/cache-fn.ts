@@ -23,6 +23,13 @@ import type { Flight } from "./flight.js";
 import { type AnyFunction, kindOf } from "./function-kind.js";
 import { applyArgumentHooks, checkArgumentHooks, DiscardStore, failAs } from "./hooks.js";
 import type { CacheOptions } from "./options.js";
+import {
+  type PurgeOptions,
+  purgeFilter,
+  purgeStore,
+  resolveTagsOption,
+  type TagsOption,
+} from "./purge.js";
 import { lookupWrapper, rememberWrapper } from "./registry.js";
 import type { QueueLike } from "./scheduling.js";
 import type { StreamFlight } from "./stream-flight.js";
@@ -56,6 +63,14 @@ export interface FunctionCacheOptions<A extends unknown[] = unknown[], R = unkno
    * or stored. Sees the arguments as given (before `redact`). Synchronous.
    */
   noStore?: (...args: A) => boolean;
+  /**
+   * Tags for every entry this function stores, to `fn.cache.purge({ tag })` them later: a list,
+   * or a function of the call's arguments (called with its `this`, on a miss, once the result
+   * is in), e.g. `(doc) => [\`doc:${doc.id}\`]`. Tags are 1 to 200 characters without
+   * whitespace, commas or control characters, at most 32 an entry; not for prompt text.
+   * @default none
+   */
+  tags?: TagsOption<A>;
 }
 
 /** Misses wait in a queue (`createQueue()`); the cached function is then asynchronous. */
@@ -97,6 +112,12 @@ export interface CacheHandle<A extends unknown[], F> {
   readonly store: Store;
   /** Drops every entry of this function, in every session. Resolves to how many. */
   clear(): Promise<number>;
+  /**
+   * Drops this function's entries (every session) carrying a tag, or written before an age or
+   * a `Date`: `purge({ tag: "doc:1" })`, `purge({ olderThan: "7d" })`. Resolves to how many.
+   * Rejects on an empty filter and when the store cannot purge.
+   */
+  purge(options: PurgeOptions): Promise<number>;
   /** Entries visible to the current scope: the current session's when `perSession`. */
   size(): Promise<number>;
   /** Drops the entry for these arguments (of a call without a receiver). */
@@ -197,6 +218,7 @@ export function cache<F extends AnyFunction>(
     shouldCache: given.shouldCache,
     coalesce: given.coalesce,
     lane: given.queue?.lane({ concurrency: given.concurrency, name: fn.name || undefined }),
+    tags: resolveTagsOption(given.tags),
   };
   let paths: CallPaths<Flight<unknown>> | CallPaths<StreamFlight<unknown, unknown>>;
   let invoke: Invoke;
@@ -247,6 +269,15 @@ export function cache<F extends AnyFunction>(
     namespace: core.namespace,
     store: core.store,
     clear: () => core.clear(),
+    purge: async (options) => {
+      const filter = purgeFilter(core.namespace, options, core.clock);
+      try {
+        return await purgeStore(core.store, filter);
+      } catch (error) {
+        core.telemetry.fail("purge", error);
+        throw error;
+      }
+    },
     size: () => core.size(),
     delete: async (...args) => core.remove(paths.keyOf(undefined, args), core.scope()),
     has: async (...args) =>

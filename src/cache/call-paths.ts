@@ -44,6 +44,11 @@ export interface CallPathsOptions {
   shouldCache?: ((result: never) => boolean) | undefined;
   coalesce?: boolean | undefined;
   lane?: QueueLane | undefined;
+  /** The `tags` option, checked (`purge.ts`). */
+  tags?:
+    | readonly string[]
+    | ((thisArg: unknown, args: unknown[]) => readonly string[] | undefined)
+    | undefined;
 }
 
 const identities = new WeakMap<object, number>();
@@ -67,6 +72,7 @@ export class CallPaths<F extends object> {
   readonly lane: QueueLane | undefined;
   readonly #key: ((...args: unknown[]) => unknown) | undefined;
   readonly #shouldCache: ((result: unknown) => boolean) | undefined;
+  readonly #tags: CallPathsOptions["tags"];
 
   constructor(fn: AnyFunction, kind: FunctionKind, core: CacheCore<F>, options: CallPathsOptions) {
     this.fn = fn;
@@ -76,6 +82,17 @@ export class CallPaths<F extends object> {
     this.#shouldCache = options.shouldCache as ((result: unknown) => boolean) | undefined;
     this.coalesce = options.coalesce ?? true;
     this.lane = options.lane;
+    this.#tags = options.tags;
+  }
+
+  /** The entry for a computed value of this call, with its tags. @throws TypeError (bad tags) */
+  entry(value: unknown, computeMs: number, thisArg: unknown, args: unknown[]): Entry {
+    const entry = this.core.entry(value, computeMs);
+    const tags = this.#tags;
+    if (tags === undefined) return entry;
+    const list = typeof tags === "function" ? tags(thisArg, args) : tags;
+    if (list !== undefined) entry.tags = list;
+    return entry;
   }
 
   /** The mode a call runs in. */

@@ -136,7 +136,12 @@ function startStream(
     complete: (record) => {
       const written =
         store && paths.allows(record.yields)
-          ? core.write(key, scope, core.entry(record, core.clock.now() - started), shown)
+          ? core.write(
+              key,
+              scope,
+              paths.entry(record, core.clock.now() - started, thisArg, args),
+              shown,
+            )
           : undefined;
       flights.releaseAfter(id, flight, written instanceof Promise ? written : undefined);
     },

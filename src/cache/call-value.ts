@@ -105,7 +105,7 @@ export function callSync(
   const storable = paths.storable(key, scope, result, shown);
   // In-process store: the write is synchronous and never rejects.
   if (storable !== undefined) {
-    void core.write(key, scope, core.entry(storable.value, computeMs), shown);
+    void core.write(key, scope, paths.entry(storable.value, computeMs, thisArg, args), shown);
   }
   return result;
 }
@@ -342,7 +342,12 @@ function finish(
   const shown = () => paths.hashOf(thisArg, args);
   const storable = paths.storable(key, scope, result, shown);
   if (storable === undefined) return { result, written: undefined };
-  const write = core.write(key, scope, core.entry(storable.value, computeMs), shown);
+  const write = core.write(
+    key,
+    scope,
+    paths.entry(storable.value, computeMs, thisArg, args),
+    shown,
+  );
   return { result, written: write instanceof Promise ? write : undefined };
 }
 

@@ -32,6 +32,7 @@ export type {
   MemoryCacheOptions,
   StoreCacheOptions,
 } from "./options.js";
+export type { PurgeOptions, TagsOption } from "./purge.js";
 export type { LaneRunOptions, QueueLane, QueueLike, QueuePosition } from "./scheduling.js";
 export { currentSession, endSession, runInSession } from "./session.js";
 export { NotSnapshotableError, snapshot } from "./snapshot.js";

@@ -17,6 +17,7 @@ import { activeTracer, runSpan, startSpan, storeKind, traceCompute } from "../ba
 import { unpinInPlace } from "../base/unpin.js";
 import { RadixTree, type Sequence } from "../prefix/radix-tree.js";
 import type { Entry, Scope } from "../store/store.js";
+import { checkTags } from "../store/tags.js";
 import { runComputation } from "./computation.js";
 import { CacheCore } from "./core.js";
 import { Flight } from "./flight.js";
@@ -24,6 +25,7 @@ import { FlightTable } from "./flight-table.js";
 import { isPrimitive } from "./function-kind.js";
 import { applyArgumentHooks, checkArgumentHooks } from "./hooks.js";
 import type { CacheOptions } from "./options.js";
+import { type PurgeOptions, purgeFilter, purgeStore } from "./purge.js";
 import { snapshot } from "./snapshot.js";
 import type { CacheEvents, CacheStats, StaleReason } from "./telemetry.js";
 
@@ -41,6 +43,11 @@ export interface CacheSetOptions {
   ttl?: Duration;
   /** This call's mode: `read-only` and `replay` store nothing (`set` resolves to false). */
   mode?: CacheMode;
+  /**
+   * Labels to `purge({ tag })` this entry by: 1 to 200 characters without whitespace, commas or
+   * control characters, at most 32. @default none
+   */
+  tags?: readonly string[];
 }
 
 /** The hooks of a manual `Cache`, on the key each method is given. */
@@ -296,6 +303,22 @@ export class Cache<F extends object = Record<string, unknown>> {
     return this.#core.clear();
   }
 
+  /**
+   * Drops this cache's entries (every session) carrying a tag, or written before an age or a
+   * `Date`: `purge({ tag: "doc:1" })`, `purge({ tags: [...], olderThan: "7d" })` (fields combine
+   * with AND). Resolves to how many. Rejects on an empty filter and when the store cannot purge.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    const core = this.#core;
+    const filter = purgeFilter(core.namespace, options, core.clock);
+    try {
+      return await purgeStore(core.store, filter);
+    } catch (error) {
+      core.telemetry.fail("purge", error);
+      throw error;
+    }
+  }
+
   /** Entries visible to the current scope: the current session's when `perSession` (as `keys()`). */
   size(): Promise<number> {
     return this.#core.size();
@@ -377,6 +400,7 @@ export class Cache<F extends object = Record<string, unknown>> {
     }
     const core = this.#core;
     const ttl = options?.ttl === undefined ? undefined : parseDuration(options.ttl, "ttl");
+    const tags = checkTags(options?.tags);
     if (!modeWrites(this.#modeOf(options))) return false;
     const scope = core.scope();
     const storeKey = this.#keyOf(key);
@@ -385,12 +409,9 @@ export class Cache<F extends object = Record<string, unknown>> {
     const rawKey = isTokenArray(key) ? (key as number[] | Uint32Array).slice() : key;
     if (typeof rawKey === "string") unpinInPlace(rawKey);
     const value = core.clone ? snapshot(fields, "fields") : fields;
-    const stored = await core.write(
-      storeKey,
-      scope,
-      core.entry(value, computeMs, rawKey, ttl),
-      () => this.#hashOf(key),
-    );
+    const entry = core.entry(value, computeMs, rawKey, ttl);
+    if (tags !== undefined) entry.tags = tags;
+    const stored = await core.write(storeKey, scope, entry, () => this.#hashOf(key));
     if (stored) this.#index(scope, storeKey, rawKey);
     else this.#unindex(scope, storeKey);
     return stored;

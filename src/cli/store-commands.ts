@@ -1,9 +1,14 @@
 /** `infercache stats | purge | export | import`: what is in a store, and moving it. */
 
 import { existsSync } from "node:fs";
+import {
+  hasPurgeFields,
+  type PurgeFields,
+  purgeFilterOf,
+} from "../server/gateway/purge-request.js";
 import { decodeEntry, encodeEntry } from "../store/envelope.js";
 import { isSealed, type SealedStore } from "../store/sealed.js";
-import type { Entry, Store } from "../store/store.js";
+import type { Entry, PurgeFilter, Store } from "../store/store.js";
 import { type TextSink, writeFileAtomically } from "./atomic-file.js";
 import { MAX_LINE_BYTES, openLines } from "./lines.js";
 import {
@@ -39,12 +44,24 @@ ${STORE_HELP}
   --json                print JSON
 `;
 
-export const PURGE_HELP = `Usage: infercache purge [--store SPEC] [--namespace NAME | --all]
+export const PURGE_HELP = `Usage: infercache purge [--store SPEC] [--namespace NAME | --all] [FILTER…]
+       infercache purge --url http://127.0.0.1:8080 --admin-token T [--namespace NAME | --all] [FILTER…]
 
-Removes every entry of a namespace (default gateway), or of every namespace with --all.
+Removes every entry of a namespace (default gateway), or of every namespace with --all; with
+filters, only the entries matching all of them. Against a store directly, or a running
+gateway through its admin API (POST /admin/purge), which also drops its memory copies.
 
 ${STORE_HELP}
   --all                 every namespace in the store
+  --url URL             a running gateway (env INFERCACHE_URL); with --admin-token
+  --admin-token T       env INFERCACHE_ADMIN_TOKEN
+Filters (combined with AND):
+  --tag T               entries tagged T (x-infercache-tags, or tags in the library);
+                        repeat it for any of several tags
+  --model M             answers for model M
+  --upstream URL        answers from that upstream origin
+  --tenant ID           answers of one tenant (its id as the admin feed shows it)
+  --older-than AGE      written more than AGE ago: seconds, or 30m, 12h, 7d
 `;
 
 export const EXPORT_HELP = `Usage: infercache export [--store SPEC] [--namespace NAME] [--out FILE]
@@ -168,7 +185,17 @@ async function gatewayStats(url: string, values: Values): Promise<number> {
 }
 
 export async function purgeCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { ...STORE_OPTIONS, all: { type: "boolean" } });
+  const { values } = parse(args, {
+    ...STORE_OPTIONS,
+    all: { type: "boolean" },
+    url: { type: "string" },
+    "admin-token": { type: "string" },
+    tag: { type: "string", multiple: true },
+    model: { type: "string" },
+    upstream: { type: "string" },
+    tenant: { type: "string" },
+    "older-than": { type: "string" },
+  });
   if (values.help === true) {
     process.stdout.write(PURGE_HELP);
     return 0;
@@ -176,6 +203,35 @@ export async function purgeCommand(args: string[]): Promise<number> {
   const namespace = option(values, "namespace");
   if (values.all === true && namespace !== undefined)
     throw new UsageError("pass --namespace NAME or --all, not both");
+  const tags = values.tag as string[] | undefined;
+  const fields: PurgeFields = {
+    namespace: values.all === true ? "*" : (namespace ?? DEFAULT_NAMESPACE),
+    ...(tags !== undefined && { tag: tags }),
+    ...(option(values, "model") !== undefined && { model: option(values, "model") }),
+    ...(option(values, "upstream") !== undefined && { upstream: option(values, "upstream") }),
+    ...(option(values, "tenant") !== undefined && { tenant: option(values, "tenant") }),
+    ...(option(values, "older-than") !== undefined && { olderThan: option(values, "older-than") }),
+  };
+  const where =
+    values.all === true ? "every namespace" : `namespace ${namespace ?? DEFAULT_NAMESPACE}`;
+  const url = option(values, "url", "INFERCACHE_URL");
+  if (url !== undefined) return gatewayPurge(url, values, fields, where);
+  if (hasPurgeFields(fields)) {
+    let filter: PurgeFilter;
+    try {
+      filter = purgeFilterOf(fields, Date.now(), DEFAULT_NAMESPACE);
+    } catch (error) {
+      throw new UsageError(cliWords((error as Error).message));
+    }
+    return withStore(values, {}, async (store) => {
+      if (store.purge === undefined) {
+        throw new CommandError(`the ${store.kind} store cannot purge by tag or age`);
+      }
+      const removed = await store.purge(filter);
+      process.stdout.write(`removed ${removed} matching entries from ${where}\n`);
+      return 0;
+    });
+  }
   return withStore(values, {}, async (store) => {
     const removed = await store.clear(
       values.all === true ? undefined : { namespace: namespace ?? DEFAULT_NAMESPACE },
@@ -185,6 +241,59 @@ export async function purgeCommand(args: string[]): Promise<number> {
     );
     return 0;
   });
+}
+
+/** A filter's error in the CLI's words (`--older-than`, not `olderThan`). */
+function cliWords(message: string): string {
+  return message
+    .replace("`olderThan`", "--older-than")
+    .replace(/`tag(\[\d+\])?`/, "--tag")
+    .replace(/`(model|upstream|tenant)`/, "--$1");
+}
+
+/** `purge --url`: the same fields through a running gateway's `POST /admin/purge`. */
+async function gatewayPurge(
+  url: string,
+  values: Values,
+  fields: PurgeFields,
+  where: string,
+): Promise<number> {
+  const token = option(values, "admin-token", "INFERCACHE_ADMIN_TOKEN");
+  if (token === undefined) {
+    throw new UsageError(
+      "purge --url needs the gateway's --admin-token (or INFERCACHE_ADMIN_TOKEN)",
+    );
+  }
+  if (!/^https?:\/\//.test(url)) {
+    throw new UsageError(
+      `Expected --url to be an http:// or https:// URL such as http://127.0.0.1:8080, got \`${url}\``,
+    );
+  }
+  const base = url.replace(/\/+$/, "");
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(`${base}/admin/purge`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(fields),
+      signal: AbortSignal.timeout(60_000),
+    });
+    text = await response.text();
+  } catch (error) {
+    throw new CommandError(
+      `cannot reach the gateway at ${base}: ${fetchFailure(error)}; is \`infercache serve\` running there?`,
+    );
+  }
+  if (!response.ok) {
+    process.stderr.write(`the gateway answered ${response.status}: ${text}\n`);
+    return response.status === 400 ? 2 : 1;
+  }
+  const removed = (JSON.parse(text) as { removed?: unknown }).removed;
+  process.stdout.write(
+    `removed ${String(removed)} ${hasPurgeFields(fields) ? "matching " : ""}entries from ${where}\n`,
+  );
+  return 0;
 }
 
 export async function exportCommand(args: string[]): Promise<number> {

@@ -13,11 +13,13 @@ import type { Clock } from "../base/clock.js";
 import type { Duration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
 import type { CacheMode } from "../base/mode.js";
+import { type PurgeOptions, purgeFilter, purgeStore } from "../cache/purge.js";
 import type { CacheEvents } from "../cache/telemetry.js";
 import type { Store } from "../store/store.js";
 import { type Answer, isByteStream, toWebStream } from "./answer.js";
 import type { LlmResult } from "./call.js";
 import type { SamplingPolicy } from "./controls.js";
+import { autoTag } from "./entry-tags.js";
 import type { LlmHooks } from "./hooks.js";
 import { LlmPipeline, type PipelineStats } from "./pipeline.js";
 import type { LlmRequest, Protocol, RawHeaders } from "./protocol.js";
@@ -88,6 +90,11 @@ export type CachingFetch = Fetch & {
     readonly namespace: string;
     stats(): CachingFetchStats;
     clear(): Promise<number>;
+    /**
+     * Drops the answers carrying a tag (`x-infercache-tags`), for a model, or written before an
+     * age (fields combine with AND); resolves to how many. Rejects on an empty filter.
+     */
+    purge(options: PurgeOptions & { model?: string }): Promise<number>;
     on<K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>): () => void;
   };
 };
@@ -141,6 +148,22 @@ export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
       namespace: pipeline.namespace,
       stats: () => pipeline.stats(),
       clear: () => pipeline.store.clear({ namespace: pipeline.namespace }),
+      purge: async (purge: PurgeOptions & { model?: string }) => {
+        const { model, ...rest } = purge ?? {};
+        if (model !== undefined && (typeof model !== "string" || model === "")) {
+          throw new TypeError(
+            `Expected \`model\` to be a non-empty string, got \`${String(model)}\` (${typeof model})`,
+          );
+        }
+        const modelTags = model === undefined ? undefined : [autoTag("model", model)];
+        const alone =
+          rest.tag === undefined && rest.tags === undefined && rest.olderThan === undefined;
+        const filter =
+          modelTags !== undefined && alone
+            ? { namespace: pipeline.namespace, allTags: modelTags }
+            : { ...purgeFilter(pipeline.namespace, rest, pipeline.core.clock), allTags: modelTags };
+        return purgeStore(pipeline.store, filter);
+      },
       on: <K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>) =>
         pipeline.core.telemetry.events.on(type, listener),
     },

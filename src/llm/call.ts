@@ -24,6 +24,8 @@ interface CallBase {
   scope: Scope;
   /** The tenant (a keyed hash of the request's credentials), or `undefined` without any. */
   tenant: string | undefined;
+  /** The tags the request asked for (`x-infercache-tags`), checked. */
+  tags: readonly string[] | undefined;
   /** `performance.now()` when the request arrived. */
   started: number;
   /** `clock.now()` when the request arrived (compute times). */

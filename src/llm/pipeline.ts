@@ -53,6 +53,7 @@ import {
   samplingOf,
   sessionOf,
 } from "./controls.js";
+import { entryTags, requestTags } from "./entry-tags.js";
 import { connectionListed, headerRole } from "./headers.js";
 import { applyHooks, checkHooks, type LlmHooks } from "./hooks.js";
 import { completeItems } from "./itemized.js";
@@ -493,6 +494,7 @@ export class LlmPipeline {
           };
     traceLlmUsage(value);
     const entry = core.entry(value, core.clock.now() - call.startedAt, undefined, ttl, keep);
+    entry.tags = entryTags(call);
     await core.write(key, call.scope, entry, () => key);
   }
 
@@ -645,6 +647,7 @@ export class LlmPipeline {
     const namespace = namespaceOf(headers) ?? this.core.namespace;
     const session = sessionOf(headers);
     const tenant = this.options.tenant?.(request);
+    const tags = requestTags(headers);
     const sampling = samplingOf(headers);
     const cacheMode = this.modeOf(headers);
     // A session is private to its tenant: another tenant's session of the same id is another.
@@ -666,6 +669,7 @@ export class LlmPipeline {
         control,
         scope,
         tenant,
+        tags,
         started,
         startedAt,
         cacheMode,
@@ -702,6 +706,7 @@ export class LlmPipeline {
       control,
       scope,
       tenant,
+      tags,
       started,
       startedAt,
       cacheMode,

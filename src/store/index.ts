@@ -23,6 +23,7 @@ export {
   type FlightLease,
   type InvalidationBus,
   type InvalidationMessage,
+  type PurgeFilter,
   type Scope,
   type SetOutcome,
   type Store,

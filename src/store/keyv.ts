@@ -6,13 +6,16 @@
  *   it. It passes `@keyv/test-suite`.
  * - `fromKeyv(keyv)`: any Keyv instance (Postgres, Mongo, DynamoDB… adapters) as an infercache
  *   store. Entries travel as the checksummed envelope, base64-encoded, so any Keyv serializer
- *   carries them; scoped clears and listings need a Keyv store with `iterator()`.
+ *   carries them; scoped clears and listings need a Keyv store with `iterator()`. `purge` is a
+ *   scan: Keyv has no secondary index, so it reads every entry of the namespace (or the store)
+ *   through `iterator()` and decodes each to test the filter.
  */
 
 import { scopeId } from "./address.js";
 import { CorruptEntryError, decodeEntry, encodeOrRefuse } from "./envelope.js";
-import type { ClearScope, Entry, Scope, SetOutcome, Store } from "./store.js";
+import type { ClearScope, Entry, PurgeFilter, Scope, SetOutcome, Store } from "./store.js";
 import { StoreError } from "./store.js";
+import { checkPurgeFilter, matchesPurge } from "./tags.js";
 
 /** The parts of a Keyv storage adapter Keyv uses. */
 export interface KeyvAdapter {
@@ -154,6 +157,29 @@ class KeyvBackedStore implements Store {
     }
     let removed = 0;
     for (const key of await this.#matching(scope)) if (await this.#keyv.delete(key)) removed++;
+    return removed;
+  }
+
+  /** A scan (see the module header): every entry in scope is read and decoded. */
+  async purge(filter: PurgeFilter): Promise<number> {
+    const checked = checkPurgeFilter(filter);
+    const now = Date.now();
+    let removed = 0;
+    for (const stored of await this.#matching({ namespace: checked.namespace })) {
+      const parsed = parse(stored);
+      const raw = await this.#keyv.get(stored);
+      if (parsed === undefined || typeof raw !== "string") continue;
+      let entry: Entry;
+      try {
+        entry = decodeEntry(Buffer.from(raw, "base64"));
+      } catch (error) {
+        if (!(error instanceof CorruptEntryError)) throw error;
+        continue;
+      }
+      if (entry.expiresAt !== undefined && entry.expiresAt <= now) continue;
+      if (!matchesPurge(entry, parsed.namespace, checked)) continue;
+      if (await this.#keyv.delete(stored)) removed++;
+    }
     return removed;
   }
 

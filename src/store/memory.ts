@@ -28,6 +28,7 @@ import {
   type ClearScope,
   type Entry,
   type EvictReason,
+  type PurgeFilter,
   type Scope,
   type SetOutcome,
   type Store,
@@ -35,6 +36,7 @@ import {
   type SyncStore,
   withDefaultTtl,
 } from "./store.js";
+import { checkPurgeFilter, matchesPurge } from "./tags.js";
 
 export interface MemoryStoreOptions {
   /** Maximum number of entries across all namespaces and sessions; LRU beyond. 0 = unlimited. @default 128 */
@@ -125,6 +127,8 @@ export class MemoryStore implements Store, SyncStore {
   readonly #quota: boolean;
   readonly #namespaces = new Map<string, NamespaceRecord>();
   readonly #listeners = new Set<(event: StoreEvent) => void>();
+  /** The nodes carrying each tag: a tag purge reads its entries, not the store. */
+  readonly #tagged = new Map<string, Set<Node>>();
   #head: Node | undefined = undefined;
   #tail: Node | undefined = undefined;
   /** The last scope object resolved and its partition: callers reuse one scope object per cache. */
@@ -201,7 +205,9 @@ export class MemoryStore implements Store, SyncStore {
     const existing = partition.map.get(key);
     if (existing !== undefined) {
       this.#resize(existing, bytes);
+      if (existing.entry.tags !== undefined) this.#untag(existing);
       existing.entry = entry;
+      if (entry.tags !== undefined) this.#tag(existing);
       this.#touch(existing);
     } else {
       let target = partition;
@@ -225,6 +231,7 @@ export class MemoryStore implements Store, SyncStore {
       flattenInPlace(key);
       target.map.set(key, node);
       this.#append(node);
+      if (entry.tags !== undefined) this.#tag(node);
       this.#resize(node, bytes, true);
       this.#enforce(target);
       return "stored";
@@ -260,6 +267,57 @@ export class MemoryStore implements Store, SyncStore {
     let total = 0;
     for (const partition of this.#partitions(scope)) total += partition.map.size;
     return total;
+  }
+
+  /**
+   * Removes the live entries `filter` matches and returns how many (expired ones it meets are
+   * dropped too, uncounted, as a read would). By tag: through the tag index, reading only the
+   * entries that carry one of the tags. By age alone: a walk of every entry, because the LRU
+   * list is in order of use, not of writing (a hit moves an old entry to the young end), so
+   * there is no end to stop at; an index by write time would cost every write a sorted insert.
+   */
+  purgeSync(filter: PurgeFilter): number {
+    const checked = checkPurgeFilter(filter);
+    const now = this.#clock.now();
+    let candidates: Iterable<Node> = [];
+    if (checked.allTags !== undefined) {
+      // The rarest of the tags every match carries: the others are checked per entry.
+      let rarest: Set<Node> | undefined;
+      for (const tag of checked.allTags) {
+        const nodes = this.#tagged.get(tag);
+        if (nodes === undefined) return 0;
+        if (rarest === undefined || nodes.size < rarest.size) rarest = nodes;
+      }
+      candidates = [...(rarest as Set<Node>)];
+    } else if (checked.tags !== undefined) {
+      const union: Node[] = [];
+      candidates = union;
+      const seen = new Set<Node>();
+      for (const tag of checked.tags) {
+        for (const node of this.#tagged.get(tag) ?? []) {
+          if (seen.has(node)) continue;
+          seen.add(node);
+          union.push(node);
+        }
+      }
+    } else {
+      const all: Node[] = [];
+      candidates = all;
+      for (let node = this.#head; node !== undefined; node = node.next) all.push(node);
+    }
+    let removed = 0;
+    for (const node of candidates) {
+      const entry = node.entry;
+      if (!matchesPurge(entry, node.partition.scope.namespace, checked)) continue;
+      this.#remove(node);
+      if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.#emit(node, "expired");
+      else removed++;
+    }
+    return removed;
+  }
+
+  async purge(filter: PurgeFilter): Promise<number> {
+    return this.purgeSync(filter);
   }
 
   /** Removes every expired entry now (expiry is otherwise checked when an entry is read). */
@@ -341,6 +399,8 @@ export class MemoryStore implements Store, SyncStore {
     // Keys are short: count them at two bytes a character instead of scanning them.
     let bytes = ENTRY_OVERHEAD + KEY_OVERHEAD + 2 * key.length + estimateBytes(entry.value);
     if (entry.rawKey !== undefined && entry.rawKey !== key) bytes += estimateBytes(entry.rawKey);
+    // The tags and their slots in the tag index (a Set entry each, ~40 bytes).
+    if (entry.tags !== undefined) bytes += estimateBytes(entry.tags) + 40 * entry.tags.length;
     return bytes;
   }
 
@@ -480,8 +540,29 @@ export class MemoryStore implements Store, SyncStore {
     if (partition.map.size === 0) this.#dropPartition(partition);
   }
 
+  #tag(node: Node): void {
+    for (const tag of node.entry.tags as readonly string[]) {
+      let nodes = this.#tagged.get(tag);
+      if (nodes === undefined) {
+        nodes = new Set();
+        this.#tagged.set(tag, nodes);
+      }
+      nodes.add(node);
+    }
+  }
+
+  #untag(node: Node): void {
+    for (const tag of node.entry.tags as readonly string[]) {
+      const nodes = this.#tagged.get(tag);
+      if (nodes === undefined) continue;
+      nodes.delete(node);
+      if (nodes.size === 0) this.#tagged.delete(tag);
+    }
+  }
+
   /** Takes a node off the global list and out of the store-wide and namespace counters. */
   #unlinkGlobal(node: Node): void {
+    if (node.entry.tags !== undefined) this.#untag(node);
     this.#unlinkGlobalOnly(node);
     this.#count--;
     this.#bytes -= node.bytes;

@@ -209,15 +209,22 @@ export class SealedStore implements Store {
     this.flights = inner.flights === undefined ? undefined : this.#sealFlights(inner.flights);
     const purge = inner.purge?.bind(inner);
     if (purge !== undefined) {
-      this.purge = (filter) =>
-        purge({
-          ...filter,
-          ...(filter.tags !== undefined && {
-            tags: filter.tags.flatMap((tag) =>
-              this.#ring.map((key) => this.#hash(key, "tag", tag)),
-            ),
-          }),
-        });
+      // Tags are hashed under the key that sealed the entry: one purge per key of the ring (an
+      // entry is under exactly one), so `allTags` compares tags hashed alike.
+      this.purge = async (filter) => {
+        if (filter.tags === undefined && filter.allTags === undefined) return purge(filter);
+        let removed = 0;
+        for (const key of this.#ring) {
+          const hashed = (tags: readonly string[]) =>
+            tags.map((tag) => this.#hash(key, "tag", tag));
+          removed += await purge({
+            ...filter,
+            ...(filter.tags !== undefined && { tags: hashed(filter.tags) }),
+            ...(filter.allTags !== undefined && { allTags: hashed(filter.allTags) }),
+          });
+        }
+        return removed;
+      };
     }
     const bus = inner as Partial<InvalidationBus>;
     if (typeof bus.publishInvalidation === "function" && typeof bus.onInvalidation === "function") {

@@ -31,13 +31,14 @@ import { loadPeer } from "../base/optional-peer.js";
 import { parseSize, type Size } from "../base/size.js";
 import { nonNegativeInteger } from "../base/validate.js";
 import { decodeOrUndefined, encodeOrRefuse } from "./envelope.js";
-import { clearSql, inspect, setUp, sizeSql } from "./sqlite/schema.js";
+import { clearSql, inspect, PURGE_CHUNK, purgeSql, setUp, sizeSql } from "./sqlite/schema.js";
 import { BUSY_SLICE_MS, isBusy, LockTimeoutError, Writer } from "./sqlite/writer.js";
 import {
   type ClearScope,
   type Entry,
   type EvictReason,
   isExpired,
+  type PurgeFilter,
   type Scope,
   type SetOutcome,
   type Store,
@@ -45,6 +46,7 @@ import {
   type StoreHealth,
   withDefaultTtl,
 } from "./store.js";
+import { checkPurgeFilter } from "./tags.js";
 
 export interface SqliteStoreOptions {
   /** The database file; created with its folder if missing. `":memory:"` for a private one. */
@@ -92,6 +94,14 @@ interface Statements {
   purge: Statement;
 }
 
+/** The statements that touch `entry_tags`: prepared at the first tagged write or purge, which
+ * runs after setup (a version 2 file is read and written before it is migrated). */
+interface TagStatements {
+  upsertId: Statement;
+  tag: Statement;
+  tagged: BetterSqlite3.Transaction<(row: unknown[], tags: readonly string[]) => void>;
+}
+
 /** id, value, expires_at */
 type Row = [number, Buffer, number | null];
 
@@ -125,11 +135,14 @@ export class SqliteStore implements Store {
   /** `clear`/`size` statements, prepared once per shape of scope. */
   readonly #scoped = new Map<string, Statement>();
   #sql: Statements | undefined;
+  #tagSql: TagStatements | undefined;
   #lastTotals = { entries: 0, bytes: 0 };
   readonly #lastUsage = new Map<string, { entries: number; bytes: number }>();
   #touches: BetterSqlite3.Transaction<() => void> | undefined;
   #limitedWrite:
-    | BetterSqlite3.Transaction<(row: unknown[], accessedAt: number) => StoreEvent[]>
+    | BetterSqlite3.Transaction<
+        (row: unknown[], accessedAt: number, tags?: readonly string[]) => StoreEvent[]
+      >
     | undefined;
   #closing: Promise<void> | undefined;
   #closed = false;
@@ -201,17 +214,24 @@ export class SqliteStore implements Store {
     }
     const { createdAt } = entry;
     const expiresAt = entry.expiresAt ?? null;
+    const tags = entry.tags !== undefined && entry.tags.length > 0 ? entry.tags : undefined;
     const write = (): SetOutcome => {
       // The tick is taken when the row is written (later, if the write waits for a lock).
       const accessedAt = this.#tick(this.#clock.now());
       const sql = this.#statements();
       if (!this.#limited) {
-        // One statement: atomic by itself, no transaction around it.
+        if (tags !== undefined) {
+          const row = [namespace, session, key, value, bytes, createdAt, expiresAt, accessedAt];
+          this.#tagStatements().tagged.immediate(row, tags);
+          return "stored";
+        }
+        // One statement: atomic by itself, no transaction around it (the triggers drop the
+        // tags of a value it replaces).
         sql.upsert.run(namespace, session, key, value, bytes, createdAt, expiresAt, accessedAt);
         return "stored";
       }
       const row = [namespace, session, key, value, bytes, createdAt, expiresAt];
-      const events = this.#limitedWrite?.immediate(row, accessedAt) ?? [];
+      const events = this.#limitedWrite?.immediate(row, accessedAt, tags) ?? [];
       for (const event of events) this.#emit(event);
       return "stored";
     };
@@ -368,6 +388,26 @@ export class SqliteStore implements Store {
     return stored.value;
   }
 
+  /**
+   * Removes the live entries `filter` matches and returns how many: by tag through `entry_tags`
+   * (the tag's rows), by age through the `created_at` index, never a scan of the table. Deletes
+   * go in chunks of PURGE_CHUNK rows, one transaction each, so another process's write waits
+   * for one chunk at most; entries written during a purge may or may not be removed by it.
+   */
+  async purge(filter: PurgeFilter): Promise<number> {
+    const checked = checkPurgeFilter(filter);
+    let removed = 0;
+    for (;;) {
+      const { sql, params } = purgeSql(checked, this.#clock.now());
+      const changes = await this.#writer.run(() => {
+        this.#tagStatements();
+        return this.#scopedStatement(sql).run(...params).changes;
+      });
+      removed += changes;
+      if (changes < PURGE_CHUNK) return removed;
+    }
+  }
+
   /** Removes every expired entry now (expiry is otherwise checked when an entry is read). */
   async purgeExpired(): Promise<number> {
     const now = this.#clock.now();
@@ -451,15 +491,44 @@ export class SqliteStore implements Store {
     });
     // With limits, the write, the check and any eviction are one transaction: reading the totals
     // outside one would take a read snapshot of its own, which costs more than the transaction.
-    this.#limitedWrite = db.transaction((row: unknown[], accessedAt: number): StoreEvent[] => {
-      sql.upsert.run(...row, accessedAt);
-      if (!this.#isOver(sql.totals.get() as { entries: number; bytes: number })) return [];
-      // LRU order must be current before choosing victims.
-      for (const [id, at] of accessed) sql.touch.run(at, id);
-      accessed.clear();
-      return this.#evict(sql);
-    });
+    this.#limitedWrite = db.transaction(
+      (row: unknown[], accessedAt: number, tags?: readonly string[]): StoreEvent[] => {
+        if (tags === undefined) sql.upsert.run(...row, accessedAt);
+        else this.#writeTagged([...row, accessedAt], tags);
+        if (!this.#isOver(sql.totals.get() as { entries: number; bytes: number })) return [];
+        // LRU order must be current before choosing victims.
+        for (const [id, at] of accessed) sql.touch.run(at, id);
+        accessed.clear();
+        return this.#evict(sql);
+      },
+    );
     this.#sql = sql;
+  }
+
+  /** The tag statements, for a write (after setup, when `entry_tags` exists). */
+  #tagStatements(): TagStatements {
+    if (this.#tagSql !== undefined) return this.#tagSql;
+    const db = this.#db;
+    const upsert = this.#statements().upsert.source;
+    const partial = {
+      upsertId: db.prepare(`${upsert} RETURNING id`).pluck(),
+      tag: db.prepare("INSERT OR IGNORE INTO entry_tags (tag, entry_id) VALUES (?, ?)"),
+    };
+    this.#tagSql = {
+      ...partial,
+      tagged: db.transaction((row: unknown[], tags: readonly string[]) =>
+        this.#writeTagged(row, tags),
+      ),
+    };
+    return this.#tagSql;
+  }
+
+  /** The upsert of a tagged entry and its tags (the triggers dropped the old ones): inside a
+   * transaction. */
+  #writeTagged(row: unknown[], tags: readonly string[]): void {
+    const sql = this.#tagStatements();
+    const id = sql.upsertId.get(...row) as number;
+    for (const tag of tags) sql.tag.run(tag, id);
   }
 
   /** The statements, for a write: writes run only once the file is set up. */

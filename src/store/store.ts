@@ -68,12 +68,14 @@ export interface StoreEvent {
 
 /**
  * Which entries `purge` removes: those matching every field given. `tags`: entries carrying any
- * of these tags; `olderThan`: entries written before this time (ms since the epoch);
- * `namespace`: only that namespace. An empty filter is refused (use `clear`).
+ * of these tags; `allTags`: entries carrying every one of these (the gateway's `model` AND
+ * `tenant`); `olderThan`: entries written before this time (ms since the epoch); `namespace`:
+ * only that namespace. An empty filter is refused (use `clear`).
  */
 export interface PurgeFilter {
   readonly namespace?: string | undefined;
   readonly tags?: readonly string[] | undefined;
+  readonly allTags?: readonly string[] | undefined;
   readonly olderThan?: number | undefined;
 }
 
@@ -153,11 +155,16 @@ export interface FlightLease {
 export interface InvalidationMessage {
   /** The store instance that sent it (a process ignores its own). */
   origin: string;
-  kind: "key" | "clear";
+  /** `purge`: drop what `tags`/`olderThan` (with `namespace`) match, as `Store.purge` does. */
+  kind: "key" | "clear" | "purge";
   namespace?: string | undefined;
   /** A session, `null` for the shared entries, absent for all. */
   session?: string | null | undefined;
   key?: string | undefined;
+  /** For `purge`: the filter's tags and time (ms since the epoch). */
+  tags?: readonly string[] | undefined;
+  allTags?: readonly string[] | undefined;
+  olderThan?: number | undefined;
 }
 
 /** A store that can tell other processes about changes (RedisStore, through pub/sub). */

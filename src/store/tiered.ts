@@ -4,6 +4,11 @@
  * reach both. When the back store can broadcast (RedisStore), every change is announced, and other
  * processes drop their memory copy, so a delete in one process is seen by all.
  *
+ * `purge` runs on the back store (its count is the answer), then on this memory tier, then is
+ * announced, so other processes run the same filter on their memory tiers (their tag indexes:
+ * no scan for a tag purge). A process that missed the message (pub/sub is not durable: Redis
+ * restarted, a connection dropped) is told to drop its whole memory tier, as for clears.
+ *
  * Reads served from memory do not reach the back store (that is the point), so the back store's
  * LRU order, and `entries()`, reflect only the reads that missed memory.
  */
@@ -15,6 +20,7 @@ import type {
   FlightCoordinator,
   InvalidationBus,
   InvalidationMessage,
+  PurgeFilter,
   Scope,
   SetOutcome,
   Store,
@@ -99,6 +105,26 @@ export class TieredStore implements Store {
     return removed;
   }
 
+  async purge(filter: PurgeFilter): Promise<number> {
+    if (this.back.purge === undefined) {
+      return Promise.reject(
+        new Error(`infercache: the ${this.back.kind} store behind TieredStore cannot purge`),
+      );
+    }
+    // The back store first: purging memory first would let a read refill it from the back
+    // store with an entry about to be purged.
+    const removed = await this.back.purge(filter);
+    this.memory.purgeSync(filter);
+    await this.#announce({
+      kind: "purge",
+      namespace: filter.namespace,
+      tags: filter.tags,
+      allTags: filter.allTags,
+      olderThan: filter.olderThan,
+    });
+    return removed;
+  }
+
   size(scope?: ClearScope): Promise<number> {
     return this.back.size(scope);
   }
@@ -148,6 +174,18 @@ export class TieredStore implements Store {
           ? { namespace: message.namespace }
           : { namespace: message.namespace, session: message.session };
       this.memory.deleteSync(message.key, scope);
+    } else if (message.kind === "purge") {
+      try {
+        this.memory.purgeSync({
+          namespace: message.namespace,
+          tags: message.tags,
+          allTags: message.allTags,
+          olderThan: message.olderThan,
+        });
+      } catch {
+        // A filter this version refuses: drop the whole tier rather than keep what it named.
+        this.memory.clearSync({ namespace: message.namespace });
+      }
     } else if (message.kind === "clear") {
       this.memory.clearSync({ namespace: message.namespace, session: message.session });
     }

@@ -11,6 +11,7 @@ import {
   type Entry,
   MemoryStore,
   type MemoryStoreOptions,
+  type PurgeFilter,
   type Scope,
   type SetOutcome,
   type Store,
@@ -45,6 +46,10 @@ export class AsyncStore implements Store {
   async delete(key: string, scope: Scope): Promise<boolean> {
     await this.#io();
     return this.inner.deleteSync(key, scope);
+  }
+  async purge(filter: PurgeFilter): Promise<number> {
+    await this.#io();
+    return this.inner.purgeSync(filter);
   }
   async clear(scope?: ClearScope): Promise<number> {
     await this.#io();

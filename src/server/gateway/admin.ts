@@ -1,6 +1,7 @@
 /**
- * The admin API, behind a bearer token (off without one): stats, purging a namespace, forgetting
- * one answer by the key its response carried, and the per-request dashboard feed.
+ * The admin API, behind a bearer token (off without one): stats, purging a namespace or the
+ * entries a filter names (tag, model, upstream, tenant, age; `purge-request.ts`), forgetting one
+ * answer by the key its response carried, and the per-request dashboard feed.
  */
 
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -11,6 +12,7 @@ import { HttpError, json } from "../http/errors.js";
 import type { HttpRequest, Router } from "../http/node-http.js";
 import type { DashboardFeed } from "./dashboard/feed.js";
 import type { Metrics } from "./metrics.js";
+import { hasPurgeFields, type PurgeFields, purgeFilterOf } from "./purge-request.js";
 
 export interface AdminOptions {
   token: string | undefined;
@@ -18,6 +20,8 @@ export interface AdminOptions {
   namespace: string;
   metrics: Metrics;
   feed: DashboardFeed;
+  /** The gateway's clock, for `olderThan`. @default Date.now */
+  now?: () => number;
 }
 
 /**
@@ -60,9 +64,9 @@ export function adminRoutes(router: Router, options: AdminOptions): void {
     "/admin/purge",
     guard(async (request) => {
       const text = (await request.body()).toString("utf8");
-      let wanted: { namespace?: unknown };
+      let wanted: PurgeFields;
       try {
-        wanted = text === "" ? {} : (JSON.parse(text) as { namespace?: unknown });
+        wanted = text === "" ? {} : (JSON.parse(text) as PurgeFields);
       } catch {
         throw new HttpError(
           400,
@@ -75,9 +79,26 @@ export function adminRoutes(router: Router, options: AdminOptions): void {
       if (wanted.namespace !== undefined && typeof wanted.namespace !== "string") {
         throw new HttpError(400, "`namespace` must be a string");
       }
-      const removed = await options.store.clear({
-        namespace: wanted.namespace ?? options.namespace,
-      });
+      if (hasPurgeFields(wanted)) {
+        // Fields combine with AND: { "model": "m", "tenant": "t", "olderThan": "7d" }.
+        let filter: ReturnType<typeof purgeFilterOf>;
+        try {
+          filter = purgeFilterOf(wanted, (options.now ?? Date.now)(), options.namespace);
+        } catch (error) {
+          throw new HttpError(400, (error as Error).message);
+        }
+        if (options.store.purge === undefined) {
+          throw new HttpError(
+            501,
+            `the ${options.store.kind} store cannot purge by tag or age; purge a namespace instead`,
+          );
+        }
+        return json({ removed: await options.store.purge(filter) });
+      }
+      // "*": every namespace, as a filter's `namespace` reads it.
+      const removed = await options.store.clear(
+        wanted.namespace === "*" ? undefined : { namespace: wanted.namespace ?? options.namespace },
+      );
       return json({ removed });
     }),
   );

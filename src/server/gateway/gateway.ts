@@ -299,7 +299,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     .under("*", `${mount}/`, (request) =>
       traceLlmRequest(request.method, request.path, request.headers, () => llm(request)),
     );
-  adminRoutes(router, { token: options.adminToken, store, namespace, metrics, feed });
+  adminRoutes(router, {
+    token: options.adminToken,
+    store,
+    namespace,
+    metrics,
+    feed,
+    now: () => (options.clock ?? Date).now(),
+  });
 
   const routes = router.handler();
   const allowed = new Set(options.allowedOrigins ?? []);

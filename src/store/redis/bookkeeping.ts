@@ -15,6 +15,17 @@
  * Reads do not write: the keys a process read are batched into the index (`ZADD XX GT`) once a
  * second (`accessFlushMs`), for the LRU order of listings.
  *
+ * Purge indexes. Each set also puts the entry's member in its namespace's creation-time index
+ * (`{ns}:c`) and in one index per tag (`{ns}:t:<tag>`), scored by its creation time, in the same
+ * batch (one script call per index key and tick). A delete, clear or eviction by this store
+ * removes the member from `{ns}:c` with the entry; the tag indexes are not touched then (the
+ * store does not know the old entry's tags without reading it), so a tag index may hold members
+ * whose entry is gone, expired, or was rewritten without the tag. A purge checks each member
+ * against `{ns}:c` (same creation time: the entry as it is now carries the tag) and drops the
+ * stale ones it meets. Bounded: every index key's expiry is kept at the longest lifetime of the
+ * entries written to it (persistent once one has none), so an index whose entries all expired
+ * goes with them, and a purge of a tag empties and deletes that tag's index.
+ *
  * Eviction. Under `maxmemory-policy allkeys-*` Redis may evict the index or the session and
  * namespace sets, and then a clear would leave the entries they listed behind. The store reads
  * the policy when it connects (INFO, else CONFIG GET; neither refusing is fatal) and, when it is
@@ -36,6 +47,40 @@ export type BookkeepingMode = "auto" | "index" | "scan";
 export const CHUNK = 500;
 /** Entries whose index write may have failed, remembered for deletion when Redis is back. */
 const MAX_REPAIRS = 10_000;
+
+/**
+ * Adds members to a purge index and keeps its expiry at least `ARGV[1]` ms (0: none, for ever).
+ * A key without an expiry holds a member that never expires, so it stays persistent. KEYS: the
+ * index. ARGV: the lifetime, then score, member pairs.
+ */
+const INDEX_ADD = `local ttl = tonumber(ARGV[1])
+local before = redis.call("PTTL", KEYS[1])
+for i = 2, #ARGV, 1000 do
+  redis.call("ZADD", KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ttl == 0 then
+  if before ~= -1 then redis.call("PERSIST", KEYS[1]) end
+elseif before == -2 or (before >= 0 and before < ttl) then
+  redis.call("PEXPIRE", KEYS[1], ttl)
+end
+return 1`;
+/** Kept on a purge index beyond its longest-lived entry, ms: clocks and deadlines differ. */
+const INDEX_MARGIN_MS = 60_000;
+
+/** What `track` needs of an entry for the purge indexes. */
+export interface TrackedEntry {
+  createdAt: number;
+  tags?: readonly string[] | undefined;
+  /** The entry's lifetime from now, ms; 0 = none. */
+  ttlMs: number;
+}
+
+/** One purge index's writes of a tick: its lifetime (0 = for ever) and score, member pairs. */
+interface PurgeIndexBatch {
+  namespace: string;
+  ttl: number;
+  pairs: string[];
+}
 
 /** KEYS: the session's index, the namespace's sessions. ARGV: the session. */
 const FORGET_SESSION = `if redis.call("ZCARD", KEYS[1]) == 0 then redis.call("SREM", KEYS[2], ARGV[1]) end
@@ -68,6 +113,8 @@ export class Bookkeeping {
   #warned = false;
   readonly #knownNamespaces = new Set<string>();
   #batches: Map<string, IndexBatch> | undefined;
+  /** This tick's purge-index writes, by index key (flushed with `#batches`). */
+  #purgeBatches = new Map<string, PurgeIndexBatch>();
   /** Index members read since the last flush, with when: LRU order without a write per read. */
   #touches = new Map<string, Map<string, number>>();
   /** Entry keys to delete once Redis is back, by hash tag (one DEL per slot). */
@@ -105,8 +152,16 @@ export class Bookkeeping {
    * Puts `key` in its scope's index, in this tick's batched write (issued after the tick's
    * entry writes); resolves once Redis acknowledged it.
    */
-  track(scope: Scope, key: string): Promise<void> {
+  track(scope: Scope, key: string, entry: TrackedEntry): Promise<void> {
     const indexKey = this.#layout.indexKey(scope);
+    const member = this.#layout.member(scope, key);
+    const score = String(entry.createdAt);
+    this.#indexForPurge(this.#layout.createdKey(scope.namespace), scope, entry, score, member);
+    if (entry.tags !== undefined) {
+      for (const tag of entry.tags) {
+        this.#indexForPurge(this.#layout.tagKey(scope.namespace, tag), scope, entry, score, member);
+      }
+    }
     let batches = this.#batches;
     if (batches === undefined) {
       batches = new Map();
@@ -130,14 +185,41 @@ export class Bookkeeping {
     return batch.written;
   }
 
+  #indexForPurge(
+    indexKey: string,
+    scope: Scope,
+    entry: TrackedEntry,
+    score: string,
+    member: string,
+  ): void {
+    let batch = this.#purgeBatches.get(indexKey);
+    if (batch === undefined) {
+      batch = { namespace: scope.namespace, ttl: -1, pairs: [] };
+      this.#purgeBatches.set(indexKey, batch);
+    }
+    const ttl = entry.ttlMs === 0 ? 0 : entry.ttlMs + INDEX_MARGIN_MS;
+    if (batch.ttl !== 0) batch.ttl = ttl === 0 ? 0 : Math.max(batch.ttl, ttl);
+    batch.pairs.push(score, member);
+  }
+
   readonly #flushBatches = (): void => {
     const batches = this.#batches;
     this.#batches = undefined;
     if (batches === undefined) return;
     const driver = this.#conn.driver;
+    const purgeBatches = this.#purgeBatches;
+    this.#purgeBatches = new Map();
+    const purgeWrites: Promise<unknown>[] = [];
+    for (const [indexKey, batch] of purgeBatches) {
+      const args = ["EVAL", INDEX_ADD, "1", indexKey, String(batch.ttl), ...batch.pairs];
+      purgeWrites.push(this.#conn.run(() => driver.send(args, indexKey)));
+    }
     for (const batch of batches.values()) {
       const { scope, indexKey } = batch;
-      const writes: Promise<unknown>[] = [this.#conn.run(() => driver.send(batch.args, indexKey))];
+      const writes: Promise<unknown>[] = [
+        this.#conn.run(() => driver.send(batch.args, indexKey)),
+        ...purgeWrites,
+      ];
       const session = scope.session;
       if (session !== undefined) {
         const sessionsKey = this.#layout.sessionsKey(scope.namespace);
@@ -218,10 +300,12 @@ export class Bookkeeping {
     if (keys.length === 0) return 0;
     const entryKeys = keys.map((key) => this.#layout.entryKey(scope, key));
     const indexKey = this.#layout.indexKey(scope);
+    const members = keys.map((key) => this.#layout.member(scope, key));
     const replies = await this.#conn.run(() =>
       this.#conn.driver.transaction(indexKey, [
         ["DEL", ...entryKeys],
         ["ZREM", indexKey, ...keys],
+        ["ZREM", this.#layout.createdKey(scope.namespace), ...members],
       ]),
     );
     return Number(replies[0] ?? 0);
@@ -274,6 +358,22 @@ export class Bookkeeping {
     const [found] = [...(await this.#scanScopes(exact)).values()];
     const unindexed = (found ?? []).filter((key) => !listed.has(key));
     return [...unindexed, ...indexed];
+  }
+
+  /** The namespaces this store has written to (from the namespaces set). */
+  async namespaces(): Promise<string[]> {
+    const key = this.#layout.namespacesKey;
+    return (await this.#conn.run(() => this.#conn.driver.send(["SMEMBERS", key], key))) as string[];
+  }
+
+  /** Every entry key of `scope` found by SCAN, by concrete scope (see `#scanScopes`). */
+  scanScopes(scope: ClearScope): Promise<Map<Scope, string[]>> {
+    return this.#scanScopes(scope);
+  }
+
+  /** Waits for the eviction-policy detection (whether to scan). */
+  get detected(): Promise<void> {
+    return this.#detected;
   }
 
   /** Drops a cleared session from its namespace's set, unless a set indexed a key meanwhile. */

@@ -10,6 +10,10 @@
  *   <prefix>{ns}:i:<session>         sorted set of the scope's keys, scored by last use (µs)
  *   <prefix>{ns}:s                   set of the namespace's sessions
  *   <prefix>{ns}:l:<session>:<key>   single-flight lock
+ *   <prefix>{ns}:c                   sorted set of the namespace's entries (`<session>:<key>`,
+ *                                    their member), scored by creation time (ms): age purges
+ *   <prefix>{ns}:t:<tag>             sorted set of the members written with that tag, scored by
+ *                                    the creation time they were written with: tag purges
  *   <prefix>namespaces               set of namespaces (for clears across namespaces)
  *   <prefix>done, <prefix>invalidate pub/sub channels
  * `<session>` is `-` for the shared entries and `s<length>:<session>` for a session's.
@@ -25,6 +29,8 @@ interface ScopeKeys {
   entry: string;
   /** Lock keys are this plus the key. */
   lock: string;
+  /** Purge-index members are this plus the key. */
+  member: string;
   index: string;
 }
 
@@ -65,11 +71,30 @@ export class RedisLayout {
         session,
         entry: `${tag}:e:${part}:`,
         lock: `${tag}:l:${part}:`,
+        member: `${part}:`,
         index: `${tag}:i:${part}`,
       };
       this.#scopes.set(scope, keys);
     }
     return keys;
+  }
+
+  /** The entry's member in its namespace's purge indexes (`createdKey`, `tagKey`). */
+  member(scope: Scope, key: string): string {
+    return this.#keys(scope).member + key;
+  }
+
+  /** The scope and key of a purge-index member of `namespace`, or `undefined`. */
+  parseMember(namespace: string, member: string): { scope: Scope; key: string } | undefined {
+    return this.parseEntryKey(`${this.tag(namespace)}:e:${member}`);
+  }
+
+  createdKey(namespace: string): string {
+    return `${this.tag(namespace)}:c`;
+  }
+
+  tagKey(namespace: string, tag: string): string {
+    return `${this.tag(namespace)}:t:${tag}`;
   }
 
   sessionsKey(namespace: string): string {

@@ -158,8 +158,23 @@ export function parseInvalidation(message: string): InvalidationMessage | undefi
     return undefined;
   }
   if (typeof parsed !== "object" || parsed === null) return undefined;
-  const { origin, kind, namespace, session, key } = parsed as Record<string, unknown>;
-  if (typeof origin !== "string" || (kind !== "key" && kind !== "clear")) return undefined;
+  const { origin, kind, namespace, session, key, tags, allTags, olderThan } = parsed as Record<
+    string,
+    unknown
+  >;
+  if (typeof origin !== "string" || (kind !== "key" && kind !== "clear" && kind !== "purge")) {
+    return undefined;
+  }
+  if (tags !== undefined && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
+    return undefined;
+  }
+  if (
+    allTags !== undefined &&
+    !(Array.isArray(allTags) && allTags.every((t) => typeof t === "string"))
+  ) {
+    return undefined;
+  }
+  if (olderThan !== undefined && typeof olderThan !== "number") return undefined;
   if (namespace !== undefined && typeof namespace !== "string") return undefined;
   if (session !== undefined && session !== null && typeof session !== "string") return undefined;
   if (key !== undefined && typeof key !== "string") return undefined;
@@ -167,5 +182,8 @@ export function parseInvalidation(message: string): InvalidationMessage | undefi
   if (namespace !== undefined) result.namespace = namespace;
   if (session !== undefined) result.session = session;
   if (key !== undefined) result.key = key;
+  if (tags !== undefined) result.tags = tags as string[];
+  if (allTags !== undefined) result.allTags = allTags as string[];
+  if (olderThan !== undefined) result.olderThan = olderThan;
   return result;
 }

@@ -23,6 +23,7 @@ import {
   type InvalidationBus,
   type InvalidationMessage,
   isExpired,
+  type PurgeFilter,
   type Scope,
   type SetOutcome,
   type Store,
@@ -30,12 +31,14 @@ import {
   type StoreHealth,
   withDefaultTtl,
 } from "../store.js";
+import { checkPurgeFilter } from "../tags.js";
 import { Bookkeeping, type BookkeepingMode, CHUNK } from "./bookkeeping.js";
 import { driverFor, driverForUrl, type RedisClient, type RedisDriver } from "./client.js";
 import { Connection, consoleLogger, type RedisStoreLogger } from "./connection.js";
 import { RedisFlights } from "./flights.js";
 import { RedisLayout } from "./layout.js";
 import { RedisSubscriber } from "./pubsub.js";
+import { RedisPurge } from "./purge.js";
 
 /** What every RedisStore takes, besides where Redis is (`url` or `client`). */
 export interface RedisStoreBaseOptions {
@@ -102,6 +105,7 @@ export class RedisStore implements Store, InvalidationBus {
   readonly #layout: RedisLayout;
   readonly #bookkeeping: Bookkeeping;
   readonly #subscriber: RedisSubscriber;
+  readonly #purge: RedisPurge;
   readonly #clock: Clock;
   readonly #listeners = new Set<(event: StoreEvent) => void>();
   readonly #touchTimer: NodeJS.Timeout;
@@ -160,6 +164,9 @@ export class RedisStore implements Store, InvalidationBus {
       clock: this.#clock,
     });
     this.#subscriber = new RedisSubscriber(this.#conn, this.#layout, this.#id);
+    this.#purge = new RedisPurge(this.#conn, this.#layout, this.#bookkeeping, () =>
+      this.#clock.now(),
+    );
     this.flights = new RedisFlights(this.#conn, this.#layout, this.#subscriber, lockTtlMs);
     this.#touchTimer = setInterval(() => {
       this.#bookkeeping.flushTouches().catch(() => {});
@@ -223,7 +230,11 @@ export class RedisStore implements Store, InvalidationBus {
     const driver = this.#driver;
     // The entry goes out now; its index member follows in this tick's batch (bookkeeping.ts).
     const written = this.#conn.run(() => driver.send(args, entryKey));
-    const indexed = this.#bookkeeping.track(scope, key);
+    const indexed = this.#bookkeeping.track(scope, key, {
+      createdAt: entry.createdAt,
+      tags: entry.tags,
+      ttlMs: ttl,
+    });
     await written;
     await indexed;
     return "stored";
@@ -254,6 +265,15 @@ export class RedisStore implements Store, InvalidationBus {
 
   clear(scope?: ClearScope): Promise<number> {
     return this.#bookkeeping.clear(scope);
+  }
+
+  /**
+   * Removes the live entries `filter` matches: through the namespace's tag and creation-time
+   * indexes (no scan of the database), or, when Redis may evict those (allkeys-*), a SCAN of the
+   * namespace's entries that reads each one. Needs Redis 6.2 or later (ZMSCORE).
+   */
+  async purge(filter: PurgeFilter): Promise<number> {
+    return this.#purge.purge(checkPurgeFilter(filter));
   }
 
   size(scope?: ClearScope): Promise<number> {

@@ -4,16 +4,25 @@
  *
  * Version 2 adds `entries_session`, a partial index on (session, namespace) of the rows that
  * belong to a session, so ending a session (`clear({ session })`) reads that session's rows and
- * not the whole table; shared rows (most of them) cost no extra index write. A version 1 file is
- * migrated in place (the index is added); a file from a newer version is refused.
+ * not the whole table; shared rows (most of them) cost no extra index write.
+ *
+ * Version 3 adds what `purge` needs: `entry_tags` (one row per tag of an entry, keyed by tag, so
+ * a tag purge reads the tag's rows; a second index by entry for the triggers that keep it in
+ * step) and `entries_created`, an index on `created_at`, so an age purge reads the old rows and
+ * not the table. Triggers drop an entry's tags when its row is deleted (delete, clear, eviction,
+ * expiry) or its value replaced; the store writes the new tags in the same transaction. Nothing
+ * wrote tags before version 3, so a migration has no tags to copy.
+ *
+ * Older files are migrated in place (indexes, tables and triggers added; entries kept); a file
+ * from a newer version is refused.
  */
 
 import type BetterSqlite3 from "better-sqlite3";
-import type { ClearScope } from "../store.js";
+import type { ClearScope, PurgeFilter } from "../store.js";
 
 type Database = BetterSqlite3.Database;
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const CREATE = `
   CREATE TABLE IF NOT EXISTS infercache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +54,23 @@ const CREATE = `
 /** Version 1 → 2: the session index. */
 const SESSION_INDEX =
   "CREATE INDEX IF NOT EXISTS entries_session ON entries (session, namespace) WHERE session <> ''";
+
+/** Version 2 → 3: tags and the creation-time index, for `purge`. */
+const PURGE_INDEXES = `
+  CREATE TABLE IF NOT EXISTS entry_tags (
+    tag TEXT NOT NULL,
+    entry_id INTEGER NOT NULL,
+    PRIMARY KEY (tag, entry_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS entry_tags_entry ON entry_tags (entry_id);
+  CREATE INDEX IF NOT EXISTS entries_created ON entries (created_at);
+  CREATE TRIGGER IF NOT EXISTS entries_untag AFTER DELETE ON entries BEGIN
+    DELETE FROM entry_tags WHERE entry_id = OLD.id;
+  END;
+  CREATE TRIGGER IF NOT EXISTS entries_retag AFTER UPDATE OF value ON entries BEGIN
+    DELETE FROM entry_tags WHERE entry_id = OLD.id;
+  END;
+`;
 
 /**
  * What the file needs before this version can use it, found with reads only (they go on while
@@ -92,6 +118,7 @@ export function setUp(db: Database, path: string): void {
   db.transaction(() => {
     db.exec(CREATE);
     db.exec(SESSION_INDEX);
+    db.exec(PURGE_INDEXES);
     const row = db.prepare("SELECT value FROM infercache_meta WHERE name = 'schema'").get() as
       | { value: string }
       | undefined;
@@ -137,4 +164,44 @@ export function sizeSql(scope: ClearScope | undefined): { sql: string; params: s
   const { where, params } = scopeFilter(scope);
   const live = `${where === "" ? "WHERE" : `${where} AND`} (expires_at IS NULL OR expires_at > ?)`;
   return { sql: `SELECT count(*) FROM entries ${live}`, params };
+}
+
+/** Rows one purge statement removes, so another process never waits long for the lock. */
+export const PURGE_CHUNK = 2000;
+
+/**
+ * `purge(filter)` (a checked filter): one chunk's DELETE and its parameters (`now` decides
+ * which rows are live; expired ones are left to expiry, and not counted). Through `entry_tags`
+ * for tags, `entries_created` for an age alone.
+ */
+export function purgeSql(
+  filter: PurgeFilter,
+  now: number,
+): { sql: string; params: (string | number)[] } {
+  const params: (string | number)[] = [];
+  const clauses: string[] = [];
+  if (filter.tags !== undefined) {
+    clauses.push(
+      `id IN (SELECT entry_id FROM entry_tags WHERE tag IN (${filter.tags.map(() => "?").join(", ")}))`,
+    );
+    params.push(...filter.tags);
+  }
+  for (const tag of filter.allTags ?? []) {
+    clauses.push("id IN (SELECT entry_id FROM entry_tags WHERE tag = ?)");
+    params.push(tag);
+  }
+  if (filter.olderThan !== undefined) {
+    clauses.push("created_at < ?");
+    params.push(filter.olderThan);
+  }
+  if (filter.namespace !== undefined) {
+    clauses.push("namespace = ?");
+    params.push(filter.namespace);
+  }
+  clauses.push("(expires_at IS NULL OR expires_at > ?)");
+  params.push(now);
+  return {
+    sql: `DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE ${clauses.join(" AND ")} LIMIT ${PURGE_CHUNK})`,
+    params,
+  };
 }

@@ -34,6 +34,8 @@ export interface DashboardEvent {
   savedTokens: number;
   /** The store key (chat and text completions), for the admin's "forget" action. */
   key: string | undefined;
+  /** The tenant's id (a keyed hash, never a credential), for a purge by `tenant`. */
+  tenant: string | undefined;
 }
 
 export interface DashboardFeedOptions {
@@ -87,6 +89,7 @@ export class DashboardFeed {
       savedMs: result.savedMs,
       savedTokens: result.savedTokens,
       key: result.key,
+      tenant: result.tenant,
     };
     this.recent.push(event);
     if (this.recent.length > this.#keep) this.recent.shift();
