@@ -7,7 +7,11 @@
  * Serving a stale entry never rewrites it, so stale answers never extend its life.
  */
 
-import type { Entry } from "../store/store.js";
+/** The times of a stored entry that freshness depends on (the store's `Entry` has them). */
+export interface Lifetime {
+  readonly expiresAt?: number | undefined;
+  readonly staleAt?: number | undefined;
+}
 
 /** How long past its freshness an entry may still be served, ms (0: never). */
 export interface StaleWindows {
@@ -35,7 +39,7 @@ export function lifetimeTimes(
 }
 
 /** `undefined` while `entry` is fresh at `now`; else how many ms it has been stale. */
-export function staleFor(entry: Entry, now: number): number | undefined {
+export function staleFor(entry: Lifetime, now: number): number | undefined {
   const staleAt = entry.staleAt ?? entry.expiresAt;
   return staleAt === undefined || now < staleAt ? undefined : now - staleAt;
 }
