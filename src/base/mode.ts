@@ -54,6 +54,11 @@ export function withCacheMode<T>(mode: CacheMode, fn: () => T): T {
   return scopes.run(checked, fn);
 }
 
+/** Whether any `withCacheMode` scope was ever entered (until then, a call's mode is its cache's). */
+export function anyModeScope(): boolean {
+  return scoped;
+}
+
 /** The mode of the innermost `withCacheMode` around the current async context, if any. */
 export function currentCacheMode(): CacheMode | undefined {
   return scoped ? scopes.getStore() : undefined;
