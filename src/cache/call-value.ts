@@ -8,7 +8,7 @@
  * lock, or waits for the process that holds it.
  *
  * Serving stale: an entry past its ttl but within `staleWhileRevalidate` answers at once and
- * starts one background refresh (`revalidate`, in the core's `refreshes` table); one within
+ * starts one background refresh (`revalidate`, through `CacheCore.refreshInBackground`); one within
  * `staleIfError` is kept as the fallback of the computation, and answers instead of its error.
  * Neither writes anything: only a computation that succeeds stores a new entry.
  */
@@ -265,60 +265,44 @@ function revalidate(
   scope: Scope,
 ): void {
   const core = paths.core;
-  const refreshes = core.refreshes;
-  const id = FlightTable.id(scope, key);
-  if (refreshes.get(id) !== undefined) return;
-  const flight: Flight<unknown> = new Flight(
-    async (signal) => {
-      // After the caller has its answer: a sync function runs here, not inside the stale call.
-      await undefined;
-      let lease: FlightLease | undefined;
-      const coordinator = core.sync === undefined ? core.store.flights : undefined;
-      if (coordinator !== undefined) {
-        lease = await coordinator.acquire(key, scope);
-        // Another process holds the lock: it is computing this entry already.
-        if (lease === undefined) return undefined;
+  core.refreshInBackground(scope, key, async () => {
+    // Runs after the caller has its answer: a sync function runs here, not inside the stale call.
+    let lease: FlightLease | undefined;
+    const coordinator = core.sync === undefined ? core.store.flights : undefined;
+    if (coordinator !== undefined) {
+      lease = await coordinator.acquire(key, scope);
+      // Another process holds the lock: it is computing this entry already.
+      if (lease === undefined) return;
+    }
+    try {
+      // No caller waits for a refresh, so nothing aborts it.
+      const signal = new AbortController().signal;
+      const started = core.clock.now();
+      const task = () => traceCompute(paths.fn, thisArg, args);
+      const lane = paths.lane;
+      const result: unknown =
+        lane === undefined ? await runComputation(signal, task) : await lane.run(task, { signal });
+      const outcome = finish(
+        paths,
+        thisArg,
+        args,
+        key,
+        scope,
+        started,
+        result,
+        undefined,
+        signal,
+        "read-write",
+      );
+      // Still refreshing until the entry is written, so no stale read starts another.
+      await outcome.written;
+    } finally {
+      // Released before the refresh settles, so the next stale read may take the lock again.
+      if (lease !== undefined) {
+        await lease.release().catch((error: unknown) => core.telemetry.fail("unlock", error));
       }
-      try {
-        const started = core.clock.now();
-        const task = () => paths.fn.apply(thisArg, args);
-        const lane = paths.lane;
-        const result: unknown =
-          lane === undefined
-            ? await runComputation(signal, task)
-            : await lane.run(task, { signal });
-        const outcome = finish(
-          paths,
-          thisArg,
-          args,
-          key,
-          scope,
-          started,
-          result,
-          undefined,
-          signal,
-          "read-write",
-        );
-        // Stay in the table until the entry is written, so no stale read starts another.
-        await outcome.written;
-        return outcome.result;
-      } finally {
-        // Released before the refresh settles, so the next stale read may take the lock again.
-        if (lease !== undefined) {
-          await lease.release().catch((error: unknown) => core.telemetry.fail("unlock", error));
-        }
-      }
-    },
-    () => refreshes.release(id, flight),
-  );
-  refreshes.start(id, flight);
-  flight.promise.then(
-    () => refreshes.release(id, flight),
-    (error: unknown) => {
-      refreshes.release(id, flight);
-      core.telemetry.fail("refresh", error);
-    },
-  );
+    }
+  });
 }
 
 /** Stores a computed result (in the background for asynchronous stores). */

@@ -28,7 +28,6 @@ import type {
   StoreEvent,
   SyncStore,
 } from "../store/store.js";
-import type { Flight } from "./flight.js";
 import { FlightTable } from "./flight-table.js";
 import { KeyMemo } from "./key-memo.js";
 import { type CacheOptions, resolveCacheOptions } from "./options.js";
@@ -57,11 +56,11 @@ export class CacheCore<F extends object = object> implements SessionHolder {
   /** The computations in flight, joined by identical calls. */
   readonly flights = new FlightTable<F>();
   /**
-   * Background refreshes of entries served stale (`staleWhileRevalidate`), one per key: a stale
-   * read while one runs answers at once and starts no other; a miss may join it. Apart from
-   * `flights`, so a stale read never waits behind the refresh it triggered.
+   * Flight ids of the background refreshes running (`staleWhileRevalidate`), one per key. Apart
+   * from `flights`: nothing joins a refresh, and a stale read never waits behind the one it
+   * triggered.
    */
-  readonly refreshes = new FlightTable<Flight<unknown>>();
+  readonly #refreshing = new Set<string>();
   /** Whether a key made from an object's identity can ever be found again (in-process only). */
   readonly identityKeys: boolean;
   readonly #context: string;
@@ -212,6 +211,23 @@ export class CacheCore<F extends object = object> implements SessionHolder {
     return entry === undefined || entry.staleAt === undefined || this.clock.now() < entry.staleAt
       ? entry
       : undefined;
+  }
+
+  /**
+   * Runs `refresh` in the background, after the caller has its answer (a microtask later), unless
+   * one runs for this key already: a stale read while it runs starts no other. Its failure is
+   * reported (an `error` event with `operation: "refresh"`, `stats().errors`), never thrown. The
+   * one mechanism behind `cache(fn)`'s, `Cache`'s and the LLM pipeline's stale-while-revalidate.
+   */
+  refreshInBackground(scope: Scope, key: string, refresh: () => Promise<unknown>): void {
+    const id = FlightTable.id(scope, key);
+    const refreshing = this.#refreshing;
+    if (refreshing.has(id)) return;
+    refreshing.add(id);
+    void Promise.resolve()
+      .then(refresh)
+      .catch((error: unknown) => this.telemetry.fail("refresh", error))
+      .finally(() => refreshing.delete(id));
   }
 
   /** How long `entry` has been stale, ms, or `undefined` while it is fresh. */

@@ -254,27 +254,14 @@ export class Cache<F extends object = Record<string, unknown>> {
     options: CacheSetOptions | undefined,
   ): void {
     const core = this.#core;
-    const refreshes = core.refreshes;
-    const id = FlightTable.id(scope, storeKey);
-    if (refreshes.get(id) !== undefined) return;
-    const flight: Flight<unknown> = new Flight(
-      async (signal) => {
-        await undefined;
-        const started = core.clock.now();
-        const fields = await runComputation(signal, compute);
-        await this.#set(key, fields, options, core.clock.now() - started);
-        return fields;
-      },
-      () => refreshes.release(id, flight),
-    );
-    refreshes.start(id, flight);
-    flight.promise.then(
-      () => refreshes.release(id, flight),
-      (error: unknown) => {
-        refreshes.release(id, flight);
-        core.telemetry.fail("refresh", error);
-      },
-    );
+    core.refreshInBackground(scope, storeKey, async () => {
+      const started = core.clock.now();
+      // No caller waits for a refresh, so nothing aborts it.
+      const fields = await runComputation(new AbortController().signal, () =>
+        traceCompute(compute, undefined, []),
+      );
+      await this.#set(key, fields as F, options, core.clock.now() - started);
+    });
   }
 
   async has(given: unknown): Promise<boolean> {

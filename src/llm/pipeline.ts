@@ -155,8 +155,6 @@ export class LlmPipeline {
   readonly maxRecordBytes: number;
   /** The operator's default stale windows (a request's `Cache-Control` overrides them). */
   readonly stale: StaleWindows;
-  /** Flight ids of background refreshes (stale-while-revalidate) running, one per key. */
-  readonly #refreshing = new Set<string>();
 
   constructor(options: PipelineOptions) {
     this.options = options;
@@ -351,9 +349,8 @@ export class LlmPipeline {
    * stops it and it is not in the request metrics; its failure is reported as a `refresh` error.
    */
   #revalidate(call: WholeCall): void {
-    const id = FlightTable.id(call.scope, call.key);
-    if (this.#refreshing.has(id) || this.core.flights.get(id) !== undefined) return;
-    this.#refreshing.add(id);
+    // An identical call in flight will store a fresh answer anyway.
+    if (this.core.flights.get(FlightTable.id(call.scope, call.key)) !== undefined) return;
     const request = call.request;
     const detached: LlmRequest = {
       method: request.method,
@@ -363,7 +360,7 @@ export class LlmPipeline {
       signal: undefined,
     };
     const refresh: WholeCall = { ...call, request: detached, stale: undefined, background: true };
-    (async () => {
+    this.core.refreshInBackground(call.scope, call.key, async () => {
       const answer = await this.#completion.complete(refresh);
       // A stream is recorded as it is read: read it to its end.
       if (isByteStream(answer.body)) for await (const _ of answer.body);
@@ -372,9 +369,7 @@ export class LlmPipeline {
           `infercache: the background refresh got ${answer.status} from the upstream`,
         );
       }
-    })()
-      .catch((error: unknown) => this.core.telemetry.fail("refresh", error))
-      .finally(() => this.#refreshing.delete(id));
+    });
   }
 
   /** Lookup, then complete a miss or forward what is not cached (in a span, when traced). */
