@@ -15,18 +15,12 @@
  * ratio of two equal contenders is the noise floor of the figures.
  */
 
-import { AsyncLocalStorage } from "node:async_hooks";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type Context,
-  type ContextManager,
-  context,
-  ROOT_CONTEXT,
-  trace,
-} from "@opentelemetry/api";
+import { context, trace } from "@opentelemetry/api";
 import { BasicTracerProvider, NoopSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { AsyncLocalContextManager } from "../test/helpers/otel.js";
 import { measureAsync, measureSync, type Result } from "./measure.js";
 
 const prompt64 = "Summarise this article in three sentences, keeping every name.  ";
@@ -130,31 +124,6 @@ function srcBeforeTracing(): { dir: string; commit: string; remove(): void } | u
     return { dir: join(dir, "src"), commit, remove: () => rmSync(dir, { recursive: true }) };
   } catch {
     return undefined;
-  }
-}
-
-class AsyncLocalContextManager implements ContextManager {
-  readonly #storage = new AsyncLocalStorage<Context>();
-  active(): Context {
-    return this.#storage.getStore() ?? ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
-    ctx: Context,
-    fn: F,
-    thisArg?: ThisParameterType<F>,
-    ...args: A
-  ): ReturnType<F> {
-    return this.#storage.run(ctx, () => fn.apply(thisArg, args));
-  }
-  bind<T>(_ctx: Context, target: T): T {
-    return target;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.#storage.disable();
-    return this;
   }
 }
 

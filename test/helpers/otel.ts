@@ -21,7 +21,8 @@ import {
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 
-class AsyncLocalContextManager implements ContextManager {
+/** Context across `await`s, on AsyncLocalStorage (shared with bench/tracing.ts). */
+export class AsyncLocalContextManager implements ContextManager {
   readonly #storage = new AsyncLocalStorage<Context>();
 
   active(): Context {
