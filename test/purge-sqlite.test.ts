@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { SqliteStore } from "../src/sqlite.js";
 import { encodeEntry } from "../src/store/envelope.js";
 import { purgeSql, SCHEMA_VERSION } from "../src/store/sqlite/schema.js";
+import { SCHEMA_V2 } from "./helpers/legacy-formats.js";
 
 const dir = mkdtempSync(join(tmpdir(), "infercache-purge-sqlite-"));
 let files = 0;
@@ -20,35 +21,6 @@ const freshPath = () => {
   return path;
 };
 
-/** Schema version 2 as `src/store/sqlite/schema.ts` wrote it before tags, verbatim. */
-const SCHEMA_V2 = `
-  CREATE TABLE IF NOT EXISTS infercache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    session TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    bytes INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER,
-    accessed_at INTEGER NOT NULL
-  );
-  CREATE UNIQUE INDEX IF NOT EXISTS entries_address ON entries (namespace, session, key);
-  CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), entries INTEGER NOT NULL, bytes INTEGER NOT NULL);
-  INSERT OR IGNORE INTO totals (id, entries, bytes) VALUES (1, 0, 0);
-  CREATE TRIGGER IF NOT EXISTS entries_insert AFTER INSERT ON entries BEGIN
-    UPDATE totals SET entries = entries + 1, bytes = bytes + NEW.bytes WHERE id = 1;
-  END;
-  CREATE TRIGGER IF NOT EXISTS entries_delete AFTER DELETE ON entries BEGIN
-    UPDATE totals SET entries = entries - 1, bytes = bytes - OLD.bytes WHERE id = 1;
-  END;
-  CREATE TRIGGER IF NOT EXISTS entries_update AFTER UPDATE OF bytes ON entries BEGIN
-    UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 1;
-  END;
-  CREATE INDEX IF NOT EXISTS entries_session ON entries (session, namespace) WHERE session <> '';
-  INSERT INTO infercache_meta (name, value) VALUES ('schema', '2');
-`;
 function createSchemaV2File(path: string, rows: { key: string; createdAt: number }[]): void {
   const db = new Database(path);
   db.pragma("journal_mode = WAL");

@@ -41,17 +41,8 @@ export function encodeEntryV1(entry: Entry): Buffer {
   return Buffer.concat([header, checksum, body]);
 }
 
-/**
- * A SQLite file as SqliteStore's schema version 1 made it (no session index), holding `rows`
- * in version 1 envelopes.
- */
-export function createSchemaV1File(
-  path: string,
-  rows: { namespace: string; session?: string; key: string; entry: Entry }[],
-): void {
-  const db = new Database(path);
-  db.pragma("journal_mode = WAL");
-  db.exec(`
+/** The tables and triggers of SqliteStore's schema versions 1 and 2, as it wrote them. */
+const SCHEMA_TABLES = `
     CREATE TABLE IF NOT EXISTS infercache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS entries (
       id INTEGER PRIMARY KEY,
@@ -76,6 +67,25 @@ export function createSchemaV1File(
     CREATE TRIGGER IF NOT EXISTS entries_update AFTER UPDATE OF bytes ON entries BEGIN
       UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 1;
     END;
+`;
+
+/** Schema version 2 as `src/store/sqlite/schema.ts` wrote it before tags: version 1 and the session index. */
+export const SCHEMA_V2 = `${SCHEMA_TABLES}
+    CREATE INDEX IF NOT EXISTS entries_session ON entries (session, namespace) WHERE session <> '';
+    INSERT INTO infercache_meta (name, value) VALUES ('schema', '2');
+`;
+
+/**
+ * A SQLite file as SqliteStore's schema version 1 made it (no session index), holding `rows`
+ * in version 1 envelopes.
+ */
+export function createSchemaV1File(
+  path: string,
+  rows: { namespace: string; session?: string; key: string; entry: Entry }[],
+): void {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.exec(`${SCHEMA_TABLES}
     INSERT INTO infercache_meta (name, value) VALUES ('schema', '1');
   `);
   const insert = db.prepare(
