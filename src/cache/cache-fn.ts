@@ -23,13 +23,7 @@ import type { Flight } from "./flight.js";
 import { type AnyFunction, kindOf } from "./function-kind.js";
 import { applyArgumentHooks, checkArgumentHooks, DiscardStore, failAs } from "./hooks.js";
 import type { CacheOptions } from "./options.js";
-import {
-  type PurgeOptions,
-  purgeFilter,
-  purgeStore,
-  resolveTagsOption,
-  type TagsOption,
-} from "./purge.js";
+import { type PurgeOptions, purgeFilter, resolveTagsOption, type TagsOption } from "./purge.js";
 import { lookupWrapper, rememberWrapper } from "./registry.js";
 import type { QueueLike } from "./scheduling.js";
 import type { StreamFlight } from "./stream-flight.js";
@@ -269,15 +263,7 @@ export function cache<F extends AnyFunction>(
     namespace: core.namespace,
     store: core.store,
     clear: () => core.clear(),
-    purge: async (options) => {
-      const filter = purgeFilter(core.namespace, options, core.clock);
-      try {
-        return await purgeStore(core.store, filter);
-      } catch (error) {
-        core.telemetry.fail("purge", error);
-        throw error;
-      }
-    },
+    purge: async (options) => core.purge(purgeFilter(core.namespace, options, core.clock)),
     size: () => core.size(),
     delete: async (...args) => core.remove(paths.keyOf(undefined, args), core.scope()),
     has: async (...args) =>

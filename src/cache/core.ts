@@ -22,6 +22,7 @@ import { hashKey, shortKey } from "../key/index.js";
 import type {
   Entry,
   FlightLease,
+  PurgeFilter,
   Scope,
   SetOutcome,
   Store,
@@ -31,6 +32,7 @@ import type {
 import { FlightTable } from "./flight-table.js";
 import { KeyMemo } from "./key-memo.js";
 import { type CacheOptions, resolveCacheOptions } from "./options.js";
+import { purgeStore } from "./purge.js";
 import { currentSession, registerSessionHolder, type SessionHolder } from "./session.js";
 import { type CacheStats, Telemetry, type WarningReason } from "./telemetry.js";
 
@@ -228,6 +230,21 @@ export class CacheCore<F extends object = object> implements SessionHolder {
       .then(refresh)
       .catch((error: unknown) => this.telemetry.fail("refresh", error))
       .finally(() => refreshing.delete(id));
+  }
+
+  /**
+   * Removes the entries `filter` matches (in a span, when traced). A purge is an explicit act, so
+   * unlike reads and writes it does not fail open: a failure is counted and rethrown.
+   */
+  async purge(filter: PurgeFilter): Promise<number> {
+    try {
+      return await traceStore(this.store, "purge", filter.namespace ?? "", () =>
+        purgeStore(this.store, filter),
+      );
+    } catch (error) {
+      this.telemetry.fail("purge", error);
+      throw error;
+    }
   }
 
   /** How long `entry` has been stale, ms, or `undefined` while it is fresh. */

@@ -25,7 +25,7 @@ import { FlightTable } from "./flight-table.js";
 import { isPrimitive } from "./function-kind.js";
 import { applyArgumentHooks, checkArgumentHooks } from "./hooks.js";
 import type { CacheOptions } from "./options.js";
-import { type PurgeOptions, purgeFilter, purgeStore } from "./purge.js";
+import { type PurgeOptions, purgeFilter } from "./purge.js";
 import { snapshot } from "./snapshot.js";
 import type { CacheEvents, CacheStats, StaleReason } from "./telemetry.js";
 
@@ -297,13 +297,7 @@ export class Cache<F extends object = Record<string, unknown>> {
    */
   async purge(options: PurgeOptions): Promise<number> {
     const core = this.#core;
-    const filter = purgeFilter(core.namespace, options, core.clock);
-    try {
-      return await purgeStore(core.store, filter);
-    } catch (error) {
-      core.telemetry.fail("purge", error);
-      throw error;
-    }
+    return core.purge(purgeFilter(core.namespace, options, core.clock));
   }
 
   /** Entries visible to the current scope: the current session's when `perSession` (as `keys()`). */

@@ -13,7 +13,7 @@ import type { Clock } from "../base/clock.js";
 import type { Duration } from "../base/duration.js";
 import type { Listener } from "../base/emitter.js";
 import type { CacheMode } from "../base/mode.js";
-import { type PurgeOptions, purgeFilter, purgeStore } from "../cache/purge.js";
+import { type PurgeOptions, purgeFilter } from "../cache/purge.js";
 import type { CacheEvents } from "../cache/telemetry.js";
 import type { Store } from "../store/store.js";
 import { type Answer, isByteStream, toWebStream } from "./answer.js";
@@ -162,7 +162,7 @@ export function cachingFetch(options: CachingFetchOptions = {}): CachingFetch {
           modelTags !== undefined && alone
             ? { namespace: pipeline.namespace, allTags: modelTags }
             : { ...purgeFilter(pipeline.namespace, rest, pipeline.core.clock), allTags: modelTags };
-        return purgeStore(pipeline.store, filter);
+        return pipeline.core.purge(filter);
       },
       on: <K extends keyof CacheEvents>(type: K, listener: Listener<CacheEvents[K]>) =>
         pipeline.core.telemetry.events.on(type, listener),
