@@ -13,7 +13,7 @@
  * what of the call matters (`key` is called with the same `this`, and its result is the whole key).
  */
 
-import { CacheMissError, type CacheMode } from "../base/mode.js";
+import { anyModeScope, CacheMissError, type CacheMode } from "../base/mode.js";
 import { HASH_HOOK, UnhashableError } from "../key/index.js";
 import type { Entry, Scope } from "../store/store.js";
 import type { CacheCore } from "./core.js";
@@ -97,7 +97,8 @@ export class CallPaths<F extends object> {
 
   /** The mode a call runs in. */
   modeOf(options: CallOptions | undefined): CacheMode {
-    if (options === undefined) return this.core.modeOf(undefined);
+    // A plain call outside any `withCacheMode` has its cache's mode: no lookup on the hit path.
+    if (options === undefined) return anyModeScope() ? this.core.modeOf(undefined) : this.core.mode;
     return options.refresh === true ? "refresh" : this.core.modeOf(options.mode);
   }
 

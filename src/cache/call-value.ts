@@ -13,7 +13,7 @@
  * Neither writes anything: only a computation that succeeds stores a new entry.
  */
 
-import { anyModeScope, type CacheMode, modeWrites } from "../base/mode.js";
+import { type CacheMode, modeWrites } from "../base/mode.js";
 import { traceCompute } from "../base/tracing.js";
 import type { Entry, FlightLease, Scope } from "../store/store.js";
 import type { CallOptions, CallPaths } from "./call-paths.js";
@@ -42,8 +42,7 @@ export function callSync(
   const scope = core.scope();
   const key = paths.keyOf(thisArg, args);
   const status = options?.status;
-  // A plain call outside any `withCacheMode` has its cache's mode: no lookup on the hit path.
-  const mode = options === undefined && !anyModeScope() ? core.mode : paths.modeOf(options);
+  const mode = paths.modeOf(options);
   let fallback: Entry | undefined;
   if (mode !== "refresh") {
     // This path is chosen only for in-process stores: `sync` is there.
@@ -131,7 +130,7 @@ export function callAsync(
   if (signal?.aborted) return Promise.reject(signal.reason);
   const status = options?.status;
   // Never throws: per-call modes are checked by `with()`, scoped ones by `withCacheMode`.
-  const mode = options === undefined && !anyModeScope() ? core.mode : paths.modeOf(options);
+  const mode = paths.modeOf(options);
   const refresh = mode === "refresh";
   const sync = core.sync;
   let fallback: Entry | undefined;
